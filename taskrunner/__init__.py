@@ -1,0 +1,1 @@
+"""taskrunner: a PostgreSQL-backed task runner with idempotency at its heart."""

@@ -1,0 +1,16 @@
+"""Connection concerns: DSN resolution, embedded PostgreSQL, pools, migrations."""
+
+from taskrunner.db.dsn import ResolvedDsn, resolve_dsn
+from taskrunner.db.identifiers import quote_schema, validate_schema
+from taskrunner.db.migrator import Migrator
+from taskrunner.db.pool import connect, create_pool
+
+__all__ = [
+    "Migrator",
+    "ResolvedDsn",
+    "connect",
+    "create_pool",
+    "quote_schema",
+    "resolve_dsn",
+    "validate_schema",
+]

@@ -1,0 +1,27 @@
+"""Schema names are validated once and quoted once, before any SQL is built."""
+
+from __future__ import annotations
+
+import re
+
+from taskrunner.errors import InvalidSchemaName
+
+_PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+SCHEMA_MARKER = "/*schema*/"
+
+
+def validate_schema(schema: str) -> str:
+    """Return `schema` if it is a plain identifier, else raise InvalidSchemaName."""
+    if not isinstance(schema, str) or not _PLAIN_IDENTIFIER.fullmatch(schema):
+        raise InvalidSchemaName(str(schema))
+    return schema
+
+
+def quote_schema(schema: str) -> str:
+    """The schema as a quoted identifier; safe because validate_schema allows no quotes."""
+    return '"' + validate_schema(schema) + '"'
+
+
+def substitute_schema(sql: str, schema: str) -> str:
+    """Replace every schema marker with the quoted schema and a dot."""
+    return sql.replace(SCHEMA_MARKER, quote_schema(schema) + ".")

@@ -1,0 +1,83 @@
+"""asyncpg connections set up the way the queue expects them.
+
+jsonb travels as raw bytes in both directions: the runner encodes and decodes with
+msgspec, so the driver never parses JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from taskrunner.db.dsn import ResolvedDsn
+from taskrunner.errors import ConnectError
+
+CONNECT_TIMEOUT = 10.0
+
+
+def _encode_jsonb(value: bytes | str) -> bytes:
+    data = value.encode() if isinstance(value, str) else value
+    return b"\x01" + data
+
+
+def _decode_jsonb(data: bytes) -> bytes:
+    return data[1:]
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Install the raw jsonb codec on a connection (pool init hook)."""
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        schema="pg_catalog",
+        format="binary",
+    )
+
+
+def _connect_error(target: ResolvedDsn, exc: BaseException) -> ConnectError:
+    reason = "timed out" if isinstance(exc, asyncio.TimeoutError | TimeoutError) else str(exc)
+    return ConnectError(
+        f"could not connect to PostgreSQL at {target.redacted} (from {target.source}): "
+        f"{reason or type(exc).__name__}"
+    )
+
+
+async def connect(target: ResolvedDsn, *, timeout: float = CONNECT_TIMEOUT) -> asyncpg.Connection:
+    """One connection (for LISTEN, migrations, lease renewal), with the jsonb codec."""
+    try:
+        conn = await asyncio.wait_for(asyncpg.connect(target.dsn, timeout=timeout), timeout)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        raise _connect_error(target, exc) from exc
+    await init_connection(conn)
+    return conn
+
+
+async def create_pool(
+    target: ResolvedDsn,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    timeout: float = CONNECT_TIMEOUT,
+    statement_cache_size: int = 1024,
+    **kwargs: Any,
+) -> asyncpg.Pool:
+    """A pool; set `statement_cache_size=0` behind PgBouncer in transaction mode."""
+    try:
+        pool = await asyncio.wait_for(
+            asyncpg.create_pool(
+                target.dsn,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=timeout,
+                init=init_connection,
+                statement_cache_size=statement_cache_size,
+                **kwargs,
+            ),
+            timeout,
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        raise _connect_error(target, exc) from exc
+    return pool

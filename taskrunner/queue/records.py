@@ -1,0 +1,114 @@
+"""Rows in and out of the bare queue: plain data, JSON payloads kept as raw bytes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+
+class NewJob(msgspec.Struct, frozen=True, kw_only=True):
+    """A job to insert. `args`/`kwargs` are JSON documents (an array and an object)."""
+
+    task: str
+    args: bytes = b"[]"
+    kwargs: bytes = b"{}"
+    queue: str = "default"
+    priority: int = 0
+    run_at: datetime | None = None  # absolute time; wins over delay
+    delay: float = 0.0  # seconds after the database's now()
+    max_attempts: int = 5
+    idempotency_key: str | None = None
+    fingerprint: str | None = None  # "same call" identity; derived from args when None
+    request_id: str | None = None
+
+
+class JobRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A row of the jobs table, as stored."""
+
+    id: int
+    task: str
+    queue: str
+    status: str
+    args: bytes
+    kwargs: bytes
+    priority: int
+    run_at: datetime
+    attempts: int
+    max_attempts: int
+    idempotency_key: str | None
+    fingerprint: str | None
+    request_id: str | None
+    lease_id: int | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+    last_error: str | None
+    result: bytes | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def lease(self) -> Lease:
+        if self.lease_id is None:
+            raise ValueError(f"job {self.id} holds no lease")
+        return Lease(job_id=self.id, lease_id=self.lease_id)
+
+
+JOB_COLUMNS: tuple[str, ...] = JobRow.__struct_fields__
+
+
+class EnqueueResult(msgspec.Struct, frozen=True, kw_only=True):
+    job: JobRow
+    deduplicated: bool
+
+
+class Lease(msgspec.Struct, frozen=True, kw_only=True):
+    """What a claimer holds: acks and renewals name it (fencing)."""
+
+    job_id: int
+    lease_id: int
+
+
+class Completion(msgspec.Struct, frozen=True, kw_only=True):
+    lease: Lease
+    result: bytes | None = None  # JSON document
+
+
+class Failure(msgspec.Struct, frozen=True, kw_only=True):
+    """A failed attempt. With `retry_in` the job is queued again after that many seconds,
+    unless it has used all its attempts; without it the job fails for good."""
+
+    lease: Lease
+    error: str
+    retry_in: float | None = None
+
+
+class LeaseExtension(msgspec.Struct, frozen=True, kw_only=True):
+    lease: Lease
+    seconds: float
+
+
+Outcome = Literal["queued", "running", "succeeded", "failed", "cancelled", "paused"]
+
+
+class AckResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Which acks took effect (and the status they left), and which leases were lost."""
+
+    applied: dict[int, str]
+    lost: list[Lease]
+
+
+class RenewResult(msgspec.Struct, frozen=True, kw_only=True):
+    renewed: list[int]
+    cancel_requested: list[int]
+    lost: list[Lease]
+
+
+class QueueCount(msgspec.Struct, frozen=True, kw_only=True):
+    queue: str
+    status: str
+    count: int
+    oldest_queued_age: float | None  # seconds since the oldest runnable job became due

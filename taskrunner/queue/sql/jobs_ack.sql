@@ -1,0 +1,50 @@
+-- name: complete_many
+-- Finishes running jobs whose lease the caller still holds. A job whose cancel was asked
+-- ends cancelled. Rows that do not match lost their lease: the caller logs them.
+UPDATE /*schema*/jobs AS j
+SET status = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'succeeded' END::/*schema*/job_status,
+    result = t.result,
+    finished_at = now(),
+    lease_id = NULL,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+FROM unnest($1::bigint[], $2::bigint[], $3::jsonb[]) AS t(id, lease_id, result)
+WHERE j.id = t.id AND j.lease_id = t.lease_id AND j.status = 'running'
+RETURNING j.id, j.status::text;
+
+-- name: fail_many
+-- Ends attempts that failed. With a retry delay and attempts left, the job is queued again
+-- for now() + delay; otherwise it fails for good (or ends cancelled if that was asked).
+UPDATE /*schema*/jobs AS j
+SET status = CASE
+        WHEN j.cancel_requested THEN 'cancelled'
+        WHEN t.retry_in IS NOT NULL AND j.attempts < j.max_attempts THEN 'queued'
+        ELSE 'failed' END::/*schema*/job_status,
+    run_at = CASE
+        WHEN NOT j.cancel_requested AND t.retry_in IS NOT NULL AND j.attempts < j.max_attempts
+        THEN now() + make_interval(secs => t.retry_in) ELSE j.run_at END,
+    finished_at = CASE
+        WHEN NOT j.cancel_requested AND t.retry_in IS NOT NULL AND j.attempts < j.max_attempts
+        THEN NULL ELSE now() END,
+    last_error = t.error,
+    lease_id = NULL,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::float8[])
+     AS t(id, lease_id, error, retry_in)
+WHERE j.id = t.id AND j.lease_id = t.lease_id AND j.status = 'running'
+RETURNING j.id, j.status::text;
+
+-- name: release_many
+-- Hands running jobs back to the queue untouched (a worker shutting down). The attempt
+-- that started stays counted; a job whose cancel was asked ends cancelled instead.
+UPDATE /*schema*/jobs AS j
+SET status = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'queued' END::/*schema*/job_status,
+    finished_at = CASE WHEN j.cancel_requested THEN now() END,
+    run_at = CASE WHEN j.cancel_requested THEN j.run_at ELSE now() END,
+    lease_id = NULL,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+FROM unnest($1::bigint[], $2::bigint[]) AS t(id, lease_id)
+WHERE j.id = t.id AND j.lease_id = t.lease_id AND j.status = 'running'
+RETURNING j.id, j.status::text;

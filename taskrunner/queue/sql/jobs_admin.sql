@@ -1,0 +1,87 @@
+-- name: get_jobs
+SELECT * FROM /*schema*/jobs WHERE id = ANY($1::bigint[]);
+
+-- name: list_jobs
+-- Newest first, optionally one status and/or one queue.
+SELECT * FROM /*schema*/jobs
+WHERE ($1::text IS NULL OR status::text = $1)
+  AND ($2::text IS NULL OR queue = $2)
+ORDER BY id DESC
+LIMIT $3;
+
+-- name: cancel
+-- Queued or paused: cancelled at once. Running: marked, and its worker is told on the
+-- cancel channel ($2); the worker stops the handler and the job ends cancelled.
+WITH changed AS (
+    UPDATE /*schema*/jobs
+    SET status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
+        cancel_requested = (status = 'running'),
+        finished_at = CASE WHEN status = 'running' THEN NULL ELSE now() END
+    WHERE id = $1
+      AND (status IN ('queued', 'paused') OR (status = 'running' AND NOT cancel_requested))
+    RETURNING id, status
+)
+SELECT id, status::text,
+       CASE WHEN status = 'running' THEN pg_notify($2, id::text) END IS NULL AS notified
+FROM changed;
+
+-- name: pause
+UPDATE /*schema*/jobs SET status = 'paused'
+WHERE id = $1 AND status = 'queued'
+RETURNING id;
+
+-- name: resume
+-- Back to queued; wakes idle workers of the job's queue on the jobs channel ($2).
+WITH changed AS (
+    UPDATE /*schema*/jobs SET status = 'queued'
+    WHERE id = $1 AND status = 'paused'
+    RETURNING id, queue, run_at
+)
+SELECT id, CASE WHEN run_at <= now() THEN pg_notify($2, queue) END IS NULL AS notified
+FROM changed;
+
+-- name: retry
+-- A failed or cancelled job runs again from its first attempt, now.
+WITH changed AS (
+    UPDATE /*schema*/jobs
+    SET status = 'queued', attempts = 0, run_at = now(), cancel_requested = false,
+        started_at = NULL, finished_at = NULL, result = NULL
+    WHERE id = $1 AND status IN ('failed', 'cancelled')
+    RETURNING id, queue
+)
+SELECT id, pg_notify($2, queue) IS NULL AS notified FROM changed;
+
+-- name: stats
+-- Counts per queue and status; for queued jobs also how long the oldest due one waited.
+SELECT queue, status::text AS status, count(*) AS count,
+       extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8
+           AS oldest_queued_age
+FROM /*schema*/jobs
+GROUP BY queue, status
+ORDER BY queue, status;
+
+-- name: count_queued
+SELECT count(*) FROM /*schema*/jobs
+WHERE status = 'queued' AND ($1::text[] IS NULL OR queue = ANY($1::text[]));
+
+-- name: runnable_exists
+-- Whether any of these tasks has a job that could be claimed now.
+SELECT EXISTS (
+    SELECT 1 FROM /*schema*/jobs
+    WHERE status = 'queued' AND run_at <= now() AND task = ANY($1::text[])
+      AND ($2::text[] IS NULL OR queue = ANY($2::text[]))
+);
+
+-- name: next_run_at
+-- When the earliest queued job of these tasks becomes due (for a precise idle sleep).
+SELECT min(run_at) FROM /*schema*/jobs
+WHERE status = 'queued' AND task = ANY($1::text[])
+  AND ($2::text[] IS NULL OR queue = ANY($2::text[]));
+
+-- name: clear
+-- Deletes every job (of the given queues, when $1 is not null). Returns how many.
+WITH gone AS (
+    DELETE FROM /*schema*/jobs WHERE $1::text[] IS NULL OR queue = ANY($1::text[])
+    RETURNING 1
+)
+SELECT count(*) FROM gone;

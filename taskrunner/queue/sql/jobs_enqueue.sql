@@ -1,0 +1,43 @@
+-- name: enqueue_many
+-- Inserts a batch in one round trip. Ids are drawn first so each inserted row maps back to
+-- its input position. A taken idempotency key inserts nothing and returns the visible
+-- holder instead (inserted = false), with key_expired telling whether its retention
+-- ran out. An input whose holder is not visible yet (a concurrent insert committed after
+-- this statement's snapshot) returns no row at all; the caller asks again.
+WITH input AS (
+    SELECT nextval('/*schema*/jobs_id_seq') AS id, t.*
+    FROM unnest(
+        $1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::int[], $6::timestamptz[],
+        $7::float8[], $8::int[], $9::text[], $10::text[], $11::text[]
+    ) WITH ORDINALITY AS t(task, queue, args, kwargs, priority, run_at,
+                          delay, max_attempts, idempotency_key, fingerprint, request_id, ord)
+),
+inserted AS (
+    INSERT INTO /*schema*/jobs AS j (id, task, queue, args, kwargs, priority, run_at,
+                                     max_attempts, idempotency_key, fingerprint, request_id)
+    SELECT id, task, queue, args, kwargs, priority,
+           coalesce(run_at, now() + make_interval(secs => delay)),
+           max_attempts, idempotency_key, fingerprint, request_id
+    FROM input
+    ORDER BY ord
+    ON CONFLICT (task, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING j.*
+)
+SELECT i.ord, true AS inserted, false AS key_expired, ins.*
+FROM input AS i JOIN inserted AS ins ON ins.id = i.id
+UNION ALL
+SELECT i.ord, false, (e.finished_at IS NOT NULL
+                      AND e.finished_at <= now() - make_interval(secs => $12::float8)), e.*
+FROM input AS i
+JOIN /*schema*/jobs AS e ON e.task = i.task AND e.idempotency_key = i.idempotency_key
+WHERE i.idempotency_key IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM inserted AS ins WHERE ins.id = i.id);
+
+-- name: release_expired_keys
+-- Frees idempotency keys of finished jobs past their retention, so the key can be reused
+-- before the pruner deletes the old row. The old job keeps its id and result.
+UPDATE /*schema*/jobs
+SET idempotency_key = NULL
+WHERE id = ANY($1::bigint[])
+  AND finished_at IS NOT NULL
+  AND finished_at <= now() - make_interval(secs => $2::float8);

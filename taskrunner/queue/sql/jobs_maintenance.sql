@@ -1,0 +1,41 @@
+-- name: rescue_expired
+-- Running jobs whose lease ran out belong to a worker that died or hung. They run again
+-- (the lost attempt stays counted) unless that was their last attempt, or a cancel was
+-- asked. Batches of $1, SKIP LOCKED so several workers may rescue at once.
+UPDATE /*schema*/jobs AS j
+SET status = CASE
+        WHEN j.cancel_requested THEN 'cancelled'
+        WHEN j.attempts >= j.max_attempts THEN 'failed'
+        ELSE 'queued' END::/*schema*/job_status,
+    finished_at = CASE
+        WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN now() END,
+    run_at = CASE
+        WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN j.run_at ELSE now() END,
+    last_error = 'lease expired: worker ' || coalesce(j.lease_owner, '?')
+                 || ' stopped renewing it during attempt ' || j.attempts,
+    lease_id = NULL,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE j.id IN (
+    SELECT id FROM /*schema*/jobs
+    WHERE status = 'running' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING j.id, j.status::text, j.task, j.request_id;
+
+-- name: delete_finished
+-- Deletes finished jobs (succeeded, failed, cancelled) that finished more than $1 seconds
+-- ago, up to $2 rows per call; frees their idempotency keys. Returns how many.
+WITH gone AS (
+    DELETE FROM /*schema*/jobs
+    WHERE id IN (
+        SELECT id FROM /*schema*/jobs
+        WHERE finished_at IS NOT NULL
+          AND finished_at < now() - make_interval(secs => $1::float8)
+        LIMIT $2
+    )
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
