@@ -6,7 +6,10 @@ import re
 
 from taskrunner.errors import InvalidSchemaName
 
-_PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# At most 56 characters: the notification channels "<schema>.jobs" and "<schema>.cancel"
+# must fit PostgreSQL's 63-byte identifier limit, or pg_notify fails on every enqueue.
+MAX_SCHEMA_LENGTH = 63 - len(".cancel")
+_PLAIN_IDENTIFIER = re.compile(rf"[A-Za-z_][A-Za-z0-9_]{{0,{MAX_SCHEMA_LENGTH - 1}}}")
 SCHEMA_MARKER = "/*schema*/"
 
 

@@ -62,7 +62,11 @@ def translate_errors(
             return await method(*args, **kwargs)
         except _CONNECTION_ERRORS as exc:
             raise ConnectError(f"lost the database connection: {exc}") from exc
-        except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError) as exc:
+        except (
+            asyncpg.UndefinedTableError,
+            asyncpg.UndefinedFunctionError,
+            asyncpg.InvalidSchemaNameError,  # the schema itself does not exist yet
+        ) as exc:
             queue = args[0]
             schema = getattr(queue, "schema", "?")
             raise DatabaseError(
@@ -317,11 +321,6 @@ class JobQueue:
         renewed = [r["id"] for r in rows]
         held = set(renewed)
         lost = [e.lease for e in extensions if e.lease.job_id not in held]
-        for lease in lost:
-            log.warning(
-                "lease of job %s lost: it expired and was taken over", lease.job_id,
-                extra={"job_id": lease.job_id},
-            )
         return RenewResult(
             renewed=renewed,
             cancel_requested=[r["id"] for r in rows if r["cancel_requested"]],

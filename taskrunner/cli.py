@@ -1,0 +1,280 @@
+"""The command line: a thin front over TaskRunner. Argparse keeps it dependency-free."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from taskrunner.errors import TaskRunnerError
+from taskrunner.jobs import Job
+from taskrunner.runner import TaskRunner
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed without a traceback, exit code 2."""
+
+
+def load_runner(path: str) -> TaskRunner:
+    """Import "package.module:attribute" (the current directory is importable)."""
+    module_name, sep, attribute = path.partition(":")
+    if not sep or not module_name or not attribute:
+        raise UsageError(f"expected MODULE:RUNNER (like myapp.tasks:runner), got {path!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import module {module_name!r}: {exc}") from None
+    runner: Any = module
+    for part in attribute.split("."):
+        try:
+            runner = getattr(runner, part)
+        except AttributeError:
+            raise UsageError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if not isinstance(runner, TaskRunner):
+        raise UsageError(f"{path} is a {type(runner).__name__}, not a TaskRunner")
+    return runner
+
+
+def _runner_from(args: argparse.Namespace) -> TaskRunner:
+    if getattr(args, "app", None):
+        return load_runner(args.app)
+    return TaskRunner(args.dsn, schema=args.schema, auto_migrate=False)
+
+
+class _JobLogDefaults(logging.Filter):
+    """Give every record the job attributes the format names, so none fails to render."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name in ("job_id", "task", "request_id"):
+            if not hasattr(record, name):
+                setattr(record, name, "-")
+        return True
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(_JobLogDefaults())
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s [request %(request_id)s] %(message)s")
+    )
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _print_job(job: Job) -> None:
+    fields = {f: getattr(job, f) for f in job.__struct_fields__}
+    print(json.dumps(fields, default=str, indent=2))
+
+
+# ---- commands ---------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    runner = load_runner(args.app)
+    _run(
+        runner.run_worker(
+            queues=args.queues,
+            concurrency=args.concurrency,
+            stop_when_idle=args.stop_when_idle,
+            shutdown_timeout=args.shutdown_timeout,
+            poll_interval=args.poll_interval,
+        )
+    )
+    return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    runner = _runner_from(args)
+    names = _run(runner.migrate(dry_run=args.dry_run))
+    verb = "would apply" if args.dry_run else "applied"
+    if names:
+        print(f"{verb} in schema {runner.schema!r}: " + ", ".join(names))
+    else:
+        print(f"schema {runner.schema!r} is up to date")
+    return EXIT_OK
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    runner = load_runner(args.app)
+    try:
+        positional = json.loads(args.args)
+        keywords = json.loads(args.kwargs)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--args/--kwargs must be JSON: {exc}") from None
+    if not isinstance(positional, list) or not isinstance(keywords, dict):
+        raise UsageError("--args takes a JSON array and --kwargs a JSON object")
+
+    async def enqueue() -> Job:
+        async with runner:
+            return await runner.enqueue(
+                args.task,
+                *positional,
+                idempotency_key=args.idempotency_key,
+                request_id=args.request_id,
+                delay=args.delay,
+                priority=args.priority,
+                queue=args.queue,
+                **keywords,
+            )
+
+    job = _run(enqueue())
+    state = "existing job (deduplicated)" if job.deduplicated else "enqueued"
+    print(f"{state} {job.id} task={job.task} queue={job.queue} request_id={job.request_id}")
+    return EXIT_OK
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    runner = _runner_from(args)
+
+    async def act() -> Any:
+        async with runner:
+            if args.action == "show":
+                return await runner.get_job(args.job_id)
+            return await getattr(runner, args.action)(args.job_id)
+
+    outcome = _run(act())
+    if args.action == "show":
+        if outcome is None:
+            print(f"no job with id {args.job_id}", file=sys.stderr)
+            return EXIT_ERROR
+        _print_job(outcome)
+        return EXIT_OK
+    if outcome:
+        print(f"job {args.job_id}: {args.action} done")
+        return EXIT_OK
+    print(f"job {args.job_id}: cannot {args.action} (no such job, or its status does not allow it)",
+          file=sys.stderr)
+    return EXIT_ERROR
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    runner = _runner_from(args)
+
+    async def listing() -> list[Job]:
+        async with runner:
+            return await runner.list_jobs(status=args.status, queue=args.queue, limit=args.limit)
+
+    for job in _run(listing()):
+        print(f"{job.id:>8}  {job.status.value:<9}  {job.queue:<12}  {job.task}  "
+              f"attempts={job.attempts}/{job.max_attempts}")
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    runner = _runner_from(args)
+
+    async def stats() -> Any:
+        async with runner:
+            return await runner.stats()
+
+    result = _run(stats())
+    statuses = list(result.totals)
+    print(f"{'queue':<16}" + "".join(f"{s:>11}" for s in statuses) + f"{'oldest due':>12}")
+    for name, queue in result.queues.items():
+        age = f"{queue.oldest_queued_age:.1f}s" if queue.oldest_queued_age is not None else "-"
+        print(f"{name:<16}" + "".join(f"{queue.counts[s]:>11}" for s in statuses) + f"{age:>12}")
+    return EXIT_OK
+
+
+# ---- parser -----------------------------------------------------------------------
+
+
+def _add_connection_options(parser: argparse.ArgumentParser, *, app_required: bool = False) -> None:
+    if not app_required:
+        parser.add_argument("--app", help="MODULE:RUNNER whose DSN and schema to use")
+    parser.add_argument("--dsn", default=None,
+                        help="PostgreSQL DSN (default: $TASKRUNNER_DSN, $DATABASE_URL, else embedded)")
+    parser.add_argument("--schema", default="taskrunner", help="schema (default: taskrunner)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taskrunner", description="PostgreSQL-backed task runner: workers and job admin."
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    worker = commands.add_parser("worker", help="run a worker for MODULE:RUNNER")
+    worker.add_argument("app", metavar="MODULE:RUNNER", help="e.g. myapp.tasks:runner")
+    worker.add_argument("--concurrency", type=int, default=10, help="jobs at once (default: 10)")
+    worker.add_argument("--queues", default=None, help="comma-separated queues (default: all)")
+    worker.add_argument("--shutdown-timeout", type=float, default=30.0,
+                        help="seconds running jobs get to finish on SIGTERM (default: 30)")
+    worker.add_argument("--poll-interval", type=float, default=1.0,
+                        help="seconds between polls when no notification arrives (default: 1)")
+    worker.add_argument("--stop-when-idle", action="store_true",
+                        help="exit once nothing is running or runnable")
+    worker.set_defaults(handler=cmd_worker)
+
+    migrate = commands.add_parser("migrate", help="apply pending migrations")
+    _add_connection_options(migrate)
+    migrate.add_argument("--dry-run", action="store_true", help="only list what would be applied")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    enqueue = commands.add_parser("enqueue", help="enqueue a job of a registered task")
+    enqueue.add_argument("app", metavar="MODULE:RUNNER")
+    enqueue.add_argument("task", help="registered task name")
+    enqueue.add_argument("--args", default="[]", help="JSON array of positional arguments")
+    enqueue.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments")
+    enqueue.add_argument("--idempotency-key", default=None)
+    enqueue.add_argument("--request-id", default=None)
+    enqueue.add_argument("--delay", type=float, default=None, help="seconds from now")
+    enqueue.add_argument("--priority", type=int, default=None)
+    enqueue.add_argument("--queue", default=None)
+    enqueue.set_defaults(handler=cmd_enqueue)
+
+    job = commands.add_parser("job", help="show, cancel, retry, pause or resume one job")
+    job.add_argument("action", choices=["show", "cancel", "retry", "pause", "resume"])
+    job.add_argument("job_id", type=int, metavar="ID")
+    _add_connection_options(job)
+    job.set_defaults(handler=cmd_job)
+
+    jobs = commands.add_parser("jobs", help="list recent jobs")
+    jobs.add_argument("--status", default=None)
+    jobs.add_argument("--queue", default=None)
+    jobs.add_argument("--limit", type=int, default=20)
+    _add_connection_options(jobs)
+    jobs.set_defaults(handler=cmd_jobs)
+
+    stats = commands.add_parser("stats", help="job counts per queue and status")
+    _add_connection_options(stats)
+    stats.set_defaults(handler=cmd_stats)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        code: int = args.handler(args)
+    except UsageError as exc:
+        print(f"taskrunner: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except TaskRunnerError as exc:
+        print(f"taskrunner: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

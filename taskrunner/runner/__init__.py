@@ -1,0 +1,21 @@
+"""Tasks and workers built on the bare queue."""
+
+from taskrunner.runner.context import (
+    JobContext,
+    current_job,
+    current_request_id,
+    request_context,
+)
+from taskrunner.runner.retry import Retry
+from taskrunner.runner.runner import TaskRunner
+from taskrunner.runner.tasks import Task
+
+__all__ = [
+    "JobContext",
+    "Retry",
+    "Task",
+    "TaskRunner",
+    "current_job",
+    "current_request_id",
+    "request_context",
+]

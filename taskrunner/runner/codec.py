@@ -1,0 +1,115 @@
+"""A task's signature as a msgspec type: validate and encode at enqueue, decode for the
+handler. Persisted payloads are plain JSON, so they follow msgspec's schema-evolution
+rules (new parameters need defaults)."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from taskrunner.errors import PermanentFailure
+
+_encoder = msgspec.json.Encoder()
+_canonical = msgspec.json.Encoder(order="sorted")
+_generic = msgspec.json.Decoder()
+
+
+class ArgumentsError(ValueError):
+    """The call does not fit the signature; the runner names the task."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedCall:
+    args: bytes  # JSON array of the positional arguments, as given
+    kwargs: bytes  # JSON object of the keyword arguments, as given
+    fingerprint: str  # identity of the call with defaults applied
+
+
+class SignatureCodec:
+    """Built once per task from its signature and type hints."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.signature = inspect.signature(func)
+        try:
+            hints = typing.get_type_hints(func)
+        except Exception:  # unresolvable forward references: validate what we can
+            hints = {}
+        fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+        for param in self.signature.parameters.values():
+            hint = hints.get(param.name, Any)
+            if param.kind is param.VAR_POSITIONAL:
+                fields.append((param.name, tuple[hint, ...], ()))  # type: ignore[valid-type]
+            elif param.kind is param.VAR_KEYWORD:
+                fields.append((param.name, dict[str, hint], {}))  # type: ignore[valid-type]
+            elif param.default is param.empty:
+                fields.append((param.name, hint))
+            else:
+                fields.append((param.name, hint, param.default))
+        self._struct = msgspec.defstruct(
+            f"{getattr(func, '__qualname__', 'task')}.Arguments",
+            fields,
+            kw_only=True,
+            forbid_unknown_fields=True,
+        )
+        self._decoder = msgspec.json.Decoder(self._struct)
+
+    def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> EncodedCall:
+        """Check the call against the signature and the hints; encode it."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ArgumentsError(str(exc)) from None
+        bound.apply_defaults()
+        try:
+            canonical = _canonical.encode(bound.arguments)
+            self._decoder.decode(canonical)  # the types the handler will receive
+            return EncodedCall(
+                args=_encoder.encode(args),
+                kwargs=_encoder.encode(kwargs),
+                fingerprint=hashlib.sha256(canonical).hexdigest(),
+            )
+        except (msgspec.EncodeError, TypeError, OverflowError) as exc:
+            raise ArgumentsError(f"not JSON-encodable: {exc}") from None
+        except msgspec.ValidationError as exc:
+            raise ArgumentsError(str(exc)) from None
+
+    def decode(self, args: bytes, kwargs: bytes) -> tuple[list[Any], dict[str, Any]]:
+        """Typed positional and keyword arguments for the handler."""
+        raw_args = _generic.decode(args)
+        raw_kwargs = _generic.decode(kwargs)
+        try:
+            bound = self.signature.bind(*raw_args, **raw_kwargs)
+            typed = msgspec.convert(bound.arguments, self._struct)
+        except (TypeError, msgspec.ValidationError) as exc:
+            raise ArgumentsError(f"stored arguments no longer fit the signature: {exc}") from None
+        positional: list[Any] = []
+        keywords: dict[str, Any] = {}
+        for param in self.signature.parameters.values():
+            value = getattr(typed, param.name)
+            if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+                positional.append(value)
+            elif param.kind is param.VAR_POSITIONAL:
+                positional.extend(value)
+            elif param.kind is param.KEYWORD_ONLY:
+                keywords[param.name] = value
+            else:
+                keywords.update(value)
+        return positional, keywords
+
+
+def encode_result(value: Any) -> bytes:
+    """The handler's return value as JSON; one that cannot be stored fails the job."""
+    try:
+        return _encoder.encode(value)
+    except (msgspec.EncodeError, TypeError, OverflowError) as exc:
+        raise PermanentFailure(f"the handler's result is not JSON-encodable: {exc}") from None
+
+
+def decode_json(data: bytes) -> Any:
+    return _generic.decode(data)

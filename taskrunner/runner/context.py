@@ -1,0 +1,94 @@
+"""Request ids and the running job, carried by ContextVars into every executor."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+_request_id: ContextVar[str | None] = ContextVar("taskrunner_request_id", default=None)
+_current_job: ContextVar[JobContext | None] = ContextVar("taskrunner_current_job", default=None)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def current_request_id() -> str | None:
+    """The request id of the current context: the enqueuing request's, or the running job's."""
+    return _request_id.get()
+
+
+@contextmanager
+def request_context(request_id: str | None = None) -> Iterator[str]:
+    """Jobs enqueued inside this block carry `request_id` (a new one when None)."""
+    rid = request_id or new_request_id()
+    token = _request_id.set(rid)
+    try:
+        yield rid
+    finally:
+        _request_id.reset(token)
+
+
+class LeaseExtension:
+    """An extension already under way. Await it in async code; sync code may ignore it
+    or call `wait()`."""
+
+    def __init__(self, future: Future[None]) -> None:
+        self._future = future
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._future.result(timeout)
+
+    def __await__(self) -> Generator[Any, None, None]:
+        import asyncio
+
+        return asyncio.wrap_future(self._future).__await__()
+
+
+def _no_extender(_job_id: int, _seconds: float) -> Future[None]:
+    future: Future[None] = Future()
+    future.set_exception(RuntimeError("this job context cannot extend its lease"))
+    return future
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What a handler may know about the job it runs: `taskrunner.current_job()`."""
+
+    job_id: int
+    task: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    request_id: str | None
+    _extend: Callable[[int, float], Future[None]] = field(
+        default=_no_extender, repr=False, compare=False
+    )
+
+    def extend_lease(self, seconds: float) -> LeaseExtension:
+        """Hold the job `seconds` from now (and renew by that length from then on)."""
+        if seconds <= 0:
+            raise ValueError("extend_lease needs a positive number of seconds")
+        return LeaseExtension(self._extend(self.job_id, float(seconds)))
+
+
+def current_job() -> JobContext | None:
+    """The job this code runs for, or None outside a handler."""
+    return _current_job.get()
+
+
+@contextmanager
+def running_job(ctx: JobContext) -> Iterator[None]:
+    """Make `ctx` the current job and its request id the current one."""
+    job_token = _current_job.set(ctx)
+    rid_token = _request_id.set(ctx.request_id)
+    try:
+        yield
+    finally:
+        _request_id.reset(rid_token)
+        _current_job.reset(job_token)

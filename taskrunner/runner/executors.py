@@ -1,0 +1,90 @@
+"""Where a handler runs: on the event loop, in a thread, or in a child process.
+
+All three make `current_job()` and the job's request id visible to the handler, enforce
+the task's timeout, and return the result already encoded as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from taskrunner.queue import JobRow
+from taskrunner.runner.codec import encode_result
+from taskrunner.runner.context import JobContext, running_job
+from taskrunner.runner.process_pool import JobTimeout, ProcessPool
+from taskrunner.runner.tasks import Task
+
+
+class Executors:
+    """The three executors of one worker, created on first use."""
+
+    def __init__(
+        self,
+        concurrency: int,
+        on_extend: Callable[[int, float], Future[None]],
+        process_pool_size: int | None = None,
+    ) -> None:
+        self._concurrency = concurrency
+        self._on_extend = on_extend
+        self._process_pool_size = process_pool_size or min(concurrency, os.cpu_count() or 1)
+        self._threads: ThreadPoolExecutor | None = None
+        self._processes: ProcessPool | None = None
+
+    async def run(self, task: Task[..., Any], job: JobRow, ctx: JobContext) -> bytes:
+        if task.executor == "process":
+            if self._processes is None:
+                self._processes = ProcessPool(self._process_pool_size, self._on_extend)
+            return await self._processes.run(task, job.args, job.kwargs, ctx, task.timeout)
+        args, kwargs = task.codec.decode(job.args, job.kwargs)
+        if task.executor == "async":
+            return await self._run_async(task, args, kwargs, ctx)
+        return await self._run_thread(task, args, kwargs, ctx)
+
+    @staticmethod
+    async def _run_async(
+        task: Task[..., Any], args: list[Any], kwargs: dict[str, Any], ctx: JobContext
+    ) -> bytes:
+        with running_job(ctx):
+            try:
+                async with asyncio.timeout(task.timeout):
+                    value = await task.func(*args, **kwargs)
+            except TimeoutError:
+                raise JobTimeout(f"attempt ran past its timeout of {task.timeout:g}s") from None
+        return encode_result(value)
+
+    async def _run_thread(
+        self, task: Task[..., Any], args: list[Any], kwargs: dict[str, Any], ctx: JobContext
+    ) -> bytes:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
+                self._concurrency, thread_name_prefix="taskrunner-handler"
+            )
+
+        def call() -> bytes:
+            with running_job(ctx):
+                value = task.func(*args, **kwargs)
+                if asyncio.iscoroutine(value):
+                    value = asyncio.run(value)
+                return encode_result(value)
+
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._threads, contextvars.copy_context().run, call)
+        try:
+            return await asyncio.wait_for(future, task.timeout)
+        except TimeoutError:
+            # A thread cannot be stopped: it finishes in the background, its result ignored.
+            raise JobTimeout(
+                f"attempt ran past its timeout of {task.timeout:g}s (its thread cannot be "
+                "interrupted and finishes in the background)"
+            ) from None
+
+    async def close(self) -> None:
+        if self._processes is not None:
+            await self._processes.close()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False)

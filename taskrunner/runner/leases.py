@@ -1,0 +1,149 @@
+"""Lease renewal from a thread of its own, with its own event loop and connection.
+
+An async handler that blocks the worker's event loop must not lose its job: renewal
+therefore never waits for that loop. One statement per interval renews every lease the
+worker holds, each by its own length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from taskrunner.db import ResolvedDsn, connect
+from taskrunner.queue import JobQueue, Lease, LeaseExtension
+
+log = logging.getLogger("taskrunner")
+
+
+class LeaseKeeper:
+    """Holds the leases of running jobs and renews them until they are dropped."""
+
+    def __init__(
+        self,
+        target: ResolvedDsn,
+        schema: str,
+        *,
+        on_cancel_requested: Callable[[int], None],
+        on_lost: Callable[[int], None],
+        owner_loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._target = target
+        self._schema = schema
+        self._on_cancel_requested = on_cancel_requested
+        self._on_lost = on_lost
+        self._owner_loop = owner_loop
+        self._held: dict[int, tuple[Lease, float]] = {}
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._thread_main, name="taskrunner-leases", daemon=True)
+        self._queue: JobQueue | None = None
+        self._renew_lock: asyncio.Lock | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(15)
+
+    def hold(self, lease: Lease, seconds: float) -> None:
+        with self._lock:
+            self._held[lease.job_id] = (lease, seconds)
+        self._poke()  # a shorter lease may need an earlier renewal
+
+    def drop(self, job_id: int) -> None:
+        with self._lock:
+            self._held.pop(job_id, None)
+
+    def extend_now(self, job_id: int, seconds: float) -> Future[None]:
+        """Extend one lease at once, and renew it by `seconds` from then on."""
+        with self._lock:
+            held = self._held.get(job_id)
+            if held is not None:
+                self._held[job_id] = (held[0], seconds)
+        if held is None or self._loop is None:
+            failed: Future[None] = Future()
+            failed.set_exception(RuntimeError(f"job {job_id} holds no lease in this worker"))
+            return failed
+        return asyncio.run_coroutine_threadsafe(self._renew([(held[0], seconds)]), self._loop)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._poke()
+        self._thread.join(10)
+
+    def _poke(self) -> None:
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _interval(self) -> float:
+        with self._lock:
+            shortest = min((seconds for _, seconds in self._held.values()), default=30.0)
+        return max(0.1, shortest / 3)
+
+    def _thread_main(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._renew_lock = asyncio.Lock()
+        conn = None
+        try:
+            while not self._stopping:
+                if conn is None or conn.is_closed():
+                    try:
+                        conn = await connect(self._target)
+                        self._queue = JobQueue(conn, self._schema)
+                    except Exception as exc:
+                        log.warning("lease renewal cannot connect (%s); retrying", exc)
+                        self._ready.set()
+                        await asyncio.sleep(1.0)
+                        continue
+                self._ready.set()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._interval())
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+                if self._stopping:
+                    break
+                with self._lock:
+                    held = list(self._held.values())
+                if held:
+                    try:
+                        await self._renew(held)
+                    except Exception as exc:
+                        log.warning("renewing %d leases failed: %s", len(held), exc)
+                        if conn is not None:
+                            await conn.close()
+                        conn = None
+        finally:
+            self._ready.set()
+            if conn is not None and not conn.is_closed():
+                await conn.close()
+
+    async def _renew(self, held: list[tuple[Lease, float]]) -> None:
+        assert self._queue is not None
+        assert self._renew_lock is not None
+        async with self._renew_lock:  # one connection: one statement at a time
+            result = await self._queue.extend_leases(
+                [LeaseExtension(lease=lease, seconds=seconds) for lease, seconds in held]
+            )
+        for job_id in result.cancel_requested:
+            self._owner_loop.call_soon_threadsafe(self._on_cancel_requested, job_id)
+        for lease in result.lost:
+            with self._lock:  # acked meanwhile is not lost: only leases we still hold
+                still_held = self._held.get(lease.job_id, (None, 0.0))[0] == lease
+                if still_held:
+                    del self._held[lease.job_id]
+            if still_held:
+                log.warning(
+                    "lease of job %s lost: it expired and another worker took the job",
+                    lease.job_id, extra={"job_id": lease.job_id},
+                )
+                self._owner_loop.call_soon_threadsafe(self._on_lost, lease.job_id)

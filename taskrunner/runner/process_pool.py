@@ -1,0 +1,185 @@
+"""A pool of child processes that can be killed one at a time.
+
+concurrent.futures' ProcessPoolExecutor breaks as a whole when one child is killed, so a
+hard timeout there would fail every running job. Here each child has its own pipe: a
+child that runs past its timeout is killed and replaced, and a child that crashes fails
+only the attempt it was running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import pickle
+import signal
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from taskrunner.errors import TaskRunnerError
+from taskrunner.runner.context import JobContext, running_job
+
+
+class JobTimeout(TaskRunnerError, TimeoutError):
+    """An attempt ran past its task's timeout."""
+
+
+class ChildProcessDied(TaskRunnerError):
+    """The process running the attempt died (killed, crashed or out of memory)."""
+
+
+class RemoteError(TaskRunnerError):
+    """An exception from a child process that could not be sent back as itself."""
+
+    def __init__(self, type_name: str, message: str, remote_traceback: str) -> None:
+        self.type_name = type_name
+        self.remote_traceback = remote_traceback
+        super().__init__(f"{type_name}: {message}")
+
+
+class _Child:
+    def __init__(self, ctx: Any) -> None:
+        self.conn, child_end = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(target=_child_main, args=(child_end,), daemon=True)
+        self.process.start()
+        child_end.close()
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+    def wait_reply(
+        self, timeout: float | None, on_extend: Callable[[float], None]
+    ) -> tuple[Any, ...]:
+        """Block (in a helper thread) until the child answers, dies or times out."""
+        loop_deadline = None if timeout is None else _now() + timeout
+        while True:
+            remaining = None if loop_deadline is None else max(0.0, loop_deadline - _now())
+            try:
+                if not self.conn.poll(remaining):
+                    return ("timeout",)
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                self.process.join(1)
+                return ("died", self.process.exitcode)
+            if message[0] == "extend":
+                on_extend(message[1])
+                continue
+            return tuple(message)
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+class ProcessPool:
+    """Up to `size` long-lived children, started on demand (spawn: safe beside threads)."""
+
+    def __init__(self, size: int, on_extend: Callable[[int, float], Future[None]]) -> None:
+        self.size = max(1, size)
+        self._mp = multiprocessing.get_context("spawn")
+        self._on_extend = on_extend
+        self._idle: list[_Child] = []
+        self._started = 0
+        self._slots = asyncio.Semaphore(self.size)
+        self._waiters = ThreadPoolExecutor(self.size, thread_name_prefix="taskrunner-process-wait")
+
+    async def run(self, task: Any, args: bytes, kwargs: bytes, ctx: JobContext, timeout: float | None) -> bytes:
+        loop = asyncio.get_running_loop()
+        async with self._slots:
+            child = self._idle.pop() if self._idle else await loop.run_in_executor(
+                self._waiters, _Child, self._mp
+            )
+            ctx_fields = {
+                "job_id": ctx.job_id,
+                "task": ctx.task,
+                "queue": ctx.queue,
+                "attempt": ctx.attempt,
+                "max_attempts": ctx.max_attempts,
+                "request_id": ctx.request_id,
+            }
+            healthy = False
+            try:
+                child.conn.send((task.func.__module__, task.func.__qualname__, args, kwargs, ctx_fields))
+                reply = await loop.run_in_executor(
+                    self._waiters,
+                    child.wait_reply,
+                    timeout,
+                    lambda seconds: self._on_extend(ctx.job_id, seconds),
+                )
+                healthy = reply[0] in ("ok", "error")
+            finally:
+                if healthy:
+                    self._idle.append(child)
+                else:  # timed out, died, or we were cancelled mid-run: never reuse it
+                    await loop.run_in_executor(self._waiters, child.kill)
+        kind = reply[0]
+        if kind == "ok":
+            result: bytes = reply[1]
+            return result
+        if kind == "timeout":
+            raise JobTimeout(f"attempt ran past its timeout of {timeout:g}s; its process was killed")
+        if kind == "died":
+            raise ChildProcessDied(f"the process running the job died (exit code {reply[1]})")
+        pickled, type_name, message, remote_tb = reply[1:]
+        if pickled is not None:
+            try:
+                error = pickle.loads(pickled)
+            except Exception:
+                error = None
+            if isinstance(error, BaseException):
+                raise error
+        raise RemoteError(type_name, message, remote_tb)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        children, self._idle = self._idle, []
+        for child in children:
+            with contextlib.suppress(Exception):
+                child.conn.close()
+            await loop.run_in_executor(self._waiters, child.process.join, 5)
+            if child.process.is_alive():
+                await loop.run_in_executor(self._waiters, child.kill)
+        self._waiters.shutdown(wait=False, cancel_futures=True)
+
+
+def _child_main(conn: multiprocessing.connection.Connection) -> None:
+    """Run requests until the parent closes the pipe."""
+    from taskrunner.runner.codec import encode_result
+    from taskrunner.runner.tasks import _import_task
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def extend(_job_id: int, seconds: float) -> Future[None]:
+        conn.send(("extend", seconds))
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+
+    while True:
+        try:
+            module, qualname, args, kwargs, ctx_fields = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        try:
+            task = _import_task(module, qualname)
+            positional, keywords = task.codec.decode(args, kwargs)
+            with running_job(JobContext(**ctx_fields, _extend=extend)):
+                value = task.func(*positional, **keywords)
+                if asyncio.iscoroutine(value):
+                    value = asyncio.run(value)
+            conn.send(("ok", encode_result(value)))
+        except BaseException as exc:
+            try:
+                pickled: bytes | None = pickle.dumps(exc)
+            except Exception:
+                pickled = None
+            conn.send(("error", pickled, type(exc).__name__, str(exc), traceback.format_exc()))

@@ -1,0 +1,435 @@
+"""TaskRunner: the registry of tasks, enqueueing, job lifecycle, and workers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, overload
+
+import asyncpg
+
+from taskrunner.db import Migrator, ResolvedDsn, connect, create_pool, resolve_dsn, validate_schema
+from taskrunner.errors import (
+    InvalidArguments,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    SchemaOutOfDate,
+    TaskRunnerError,
+    UnknownTask,
+)
+from taskrunner.jobs import FINAL_STATUSES, Job, JobStatus, Stats
+from taskrunner.queue import JobQueue, NewJob
+from taskrunner.runner.codec import ArgumentsError
+from taskrunner.runner.context import current_request_id, new_request_id
+from taskrunner.runner.retry import Retry
+from taskrunner.runner.tasks import ExecutorName, Task
+from taskrunner.runner.worker import Worker, WorkerSettings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class TaskRunner:
+    """Tasks, enqueueing and workers over one PostgreSQL schema.
+
+    The DSN is the first that is set of: `dsn`, $TASKRUNNER_DSN, $DATABASE_URL; without
+    any, an embedded PostgreSQL is started with its data under ./.taskrunner/.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        schema: str = "taskrunner",
+        auto_migrate: bool = True,
+        idempotency_ttl: timedelta | float = timedelta(hours=24),
+        pool_size: int = 10,
+        statement_cache_size: int = 1024,
+    ) -> None:
+        self.dsn = dsn
+        self.schema = validate_schema(schema)
+        self.auto_migrate = auto_migrate
+        ttl = idempotency_ttl.total_seconds() if isinstance(idempotency_ttl, timedelta) else float(idempotency_ttl)
+        if ttl < 0:
+            raise ValueError("idempotency_ttl must not be negative")
+        self.idempotency_ttl_seconds = ttl
+        self.pool_size = pool_size
+        self.statement_cache_size = statement_cache_size
+        self.tasks: dict[str, Task[..., Any]] = {}
+        self._target: ResolvedDsn | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._queue: JobQueue | None = None
+
+    # ---- tasks ---------------------------------------------------------------------
+
+    @overload
+    def task(self, func: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        lease: float = 30.0,
+        executor: ExecutorName | None = None,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(self, func: Callable[P, R] | None = None, /, **options: Any) -> Any:
+        """Register a function as a task: `@runner.task` or `@runner.task(name=..., ...)`."""
+        unknown = set(options) - {
+            "name", "queue", "priority", "max_attempts", "retry", "timeout", "lease", "executor",
+        }
+        if unknown:
+            raise TypeError(
+                f"unknown task option(s) {', '.join(sorted(unknown))}; valid: name, queue, "
+                "priority, max_attempts, retry, timeout, lease, executor"
+            )
+
+        def register(f: Callable[P, R]) -> Task[P, R]:
+            task = Task(f, self, **options)
+            existing = self.tasks.get(task.name)
+            if existing is not None and existing.func is not f:
+                raise ValueError(f"a different task is already registered as {task.name!r}")
+            self.tasks[task.name] = task
+            return task
+
+        return register(func) if func is not None else register
+
+    def _task_for(self, task: Task[..., Any] | str | Callable[..., Any]) -> Task[..., Any]:
+        name = task if isinstance(task, str) else getattr(task, "name", None)
+        if name is None:
+            name = f"{getattr(task, '__module__', '?')}.{getattr(task, '__qualname__', task)}"
+        found = self.tasks.get(name)
+        if found is None:
+            raise UnknownTask(name, list(self.tasks))
+        return found
+
+    # ---- connection ----------------------------------------------------------------
+
+    @property
+    def target(self) -> ResolvedDsn:
+        if self._target is None:
+            raise TaskRunnerError("the runner is not open: use `async with runner:` or `await runner.open()`")
+        return self._target
+
+    @property
+    def job_queue(self) -> JobQueue:
+        """The bare queue under this runner (open runners only)."""
+        if self._queue is None:
+            raise TaskRunnerError("the runner is not open: use `async with runner:` or `await runner.open()`")
+        return self._queue
+
+    @property
+    def is_open(self) -> bool:
+        return self._queue is not None
+
+    async def _resolve(self) -> ResolvedDsn:
+        if self._target is None:
+            self._target = await resolve_dsn(self.dsn)
+        return self._target
+
+    async def open(self) -> None:
+        """Connect, and migrate (auto_migrate) or check that the schema is up to date."""
+        if self._queue is not None:
+            return
+        target = await self._resolve()
+        pool = await create_pool(
+            target, max_size=self.pool_size, statement_cache_size=self.statement_cache_size
+        )
+        try:
+            async with pool.acquire() as conn:
+                migrator = Migrator(self.schema)
+                if self.auto_migrate:
+                    await migrator.migrate(conn)
+                else:
+                    pending = await migrator.pending(conn)
+                    if pending:
+                        raise SchemaOutOfDate(self.schema, pending)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+        self._queue = JobQueue(pool, self.schema)
+
+    async def close(self) -> None:
+        pool, self._pool, self._queue = self._pool, None, None
+        if pool is not None:
+            await pool.close()
+
+    async def __aenter__(self) -> TaskRunner:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def migrate(self, dry_run: bool = False) -> list[str]:
+        """Apply pending migrations (names returned); with `dry_run` only name them."""
+        migrator = Migrator(self.schema)
+        if self._pool is not None:
+            async with self._pool.acquire() as conn:
+                return await migrator.migrate(conn, dry_run=dry_run)
+        conn = await connect(await self._resolve())
+        try:
+            return await migrator.migrate(conn, dry_run=dry_run)
+        finally:
+            await conn.close()
+
+    # ---- enqueue -------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        task: Task[..., Any] | str,
+        /,
+        *args: Any,
+        idempotency_key: str | None = None,
+        request_id: str | None = None,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        max_attempts: int | None = None,
+        connection: asyncpg.Connection | None = None,
+        **kwargs: Any,
+    ) -> Job:
+        """Queue one call of `task`; returns the new job, or the existing one for a
+        repeated idempotency key (`job.deduplicated`)."""
+        found = self._task_for(task)
+        options = _Options.build(found, request_id, delay, run_at, priority, queue, max_attempts)
+        new = self._new_job(found, args, kwargs, idempotency_key, options, index=None)
+        result = await self.job_queue.enqueue(
+            new, connection=connection, idempotency_ttl=self.idempotency_ttl_seconds
+        )
+        return Job.from_row(result.job, deduplicated=result.deduplicated)
+
+    async def enqueue_many(
+        self,
+        task: Task[..., Any] | str,
+        calls: Iterable[Any],
+        /,
+        *,
+        idempotency_keys: Sequence[str | None] | None = None,
+        request_id: str | None = None,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        max_attempts: int | None = None,
+        connection: asyncpg.Connection | None = None,
+    ) -> list[Job]:
+        """Queue many calls in one round trip, all or nothing. A call is a tuple of
+        positional arguments, a dict of keyword arguments, or one positional argument."""
+        found = self._task_for(task)
+        call_list = list(calls)
+        if idempotency_keys is not None and len(idempotency_keys) != len(call_list):
+            raise ValueError(
+                f"idempotency_keys has {len(idempotency_keys)} keys for {len(call_list)} calls"
+            )
+        options = _Options.build(found, request_id, delay, run_at, priority, queue, max_attempts)
+        new_jobs = []
+        for index, call in enumerate(call_list):
+            if isinstance(call, dict):
+                args, kwargs = (), call
+            elif isinstance(call, tuple | list):
+                args, kwargs = tuple(call), {}
+            else:
+                args, kwargs = (call,), {}
+            key = idempotency_keys[index] if idempotency_keys is not None else None
+            new_jobs.append(self._new_job(found, args, kwargs, key, options, index=index))
+        results = await self.job_queue.enqueue_many(
+            new_jobs, connection=connection, idempotency_ttl=self.idempotency_ttl_seconds
+        )
+        return [Job.from_row(r.job, deduplicated=r.deduplicated) for r in results]
+
+    def _new_job(
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        idempotency_key: str | None,
+        options: _Options,
+        *,
+        index: int | None,
+    ) -> NewJob:
+        try:
+            call = task.codec.encode(args, kwargs)
+        except ArgumentsError as exc:
+            raise InvalidArguments(task.name, str(exc), index=index) from None
+        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
+            raise ValueError("idempotency_key must be a non-empty string")
+        return NewJob(
+            task=task.name,
+            args=call.args,
+            kwargs=call.kwargs,
+            queue=options.queue,
+            priority=options.priority,
+            run_at=options.run_at,
+            delay=options.delay,
+            max_attempts=options.max_attempts,
+            idempotency_key=idempotency_key,
+            fingerprint=call.fingerprint,
+            request_id=options.request_id or current_request_id() or new_request_id(),
+        )
+
+    # ---- jobs ----------------------------------------------------------------------
+
+    async def get_job(self, job_id: int) -> Job | None:
+        row = await self.job_queue.get(job_id)
+        return Job.from_row(row) if row is not None else None
+
+    async def wait(self, job_id: int, timeout: float | None = None) -> Job:
+        """Wait until the job is succeeded, failed or cancelled; TimeoutError after `timeout`."""
+        async with asyncio.timeout(timeout):
+            delay = 0.01
+            while True:
+                job = await self.get_job(job_id)
+                if job is None:
+                    raise JobNotFound(job_id)
+                if job.status in FINAL_STATUSES:
+                    return job
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, 0.25)
+
+    async def result(self, job_id: int, timeout: float | None = None) -> Any:
+        """The job's return value once it succeeded; JobFailed or JobCancelled otherwise."""
+        job = await self.wait(job_id, timeout)
+        if job.status is JobStatus.FAILED:
+            raise JobFailed(job.id, job.last_error, job)
+        if job.status is JobStatus.CANCELLED:
+            raise JobCancelled(job.id, job)
+        return job.result
+
+    async def cancel(self, job_id: int) -> bool:
+        """Queued/paused → cancelled; a running job's handler is cancelled by its worker."""
+        return await self.job_queue.cancel(job_id)
+
+    async def pause(self, job_id: int) -> bool:
+        return await self.job_queue.pause(job_id)
+
+    async def resume(self, job_id: int) -> bool:
+        return await self.job_queue.resume(job_id)
+
+    async def retry(self, job_id: int) -> bool:
+        """Failed/cancelled → queued again, attempts reset."""
+        return await self.job_queue.retry(job_id)
+
+    async def stats(self) -> Stats:
+        return Stats.from_counts(await self.job_queue.stats())
+
+    async def list_jobs(
+        self, *, status: JobStatus | str | None = None, queue: str | None = None, limit: int = 50
+    ) -> list[Job]:
+        """Newest jobs first, optionally of one status and/or queue."""
+        rows = await self.job_queue.list_jobs(
+            status=str(status) if status is not None else None, queue=queue, limit=limit
+        )
+        return [Job.from_row(r) for r in rows]
+
+    # ---- workers -------------------------------------------------------------------
+
+    async def run_worker(
+        self,
+        queues: Sequence[str] | str | None = None,
+        concurrency: int = 10,
+        stop_when_idle: bool = False,
+        shutdown_timeout: float = 30.0,
+        *,
+        poll_interval: float = 1.0,
+        rescue_interval: float = 2.0,
+        process_pool_size: int | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        """Run jobs of this runner's tasks until stopped (SIGINT/SIGTERM) or, with
+        `stop_when_idle`, until nothing is running or runnable now."""
+        if isinstance(queues, str):
+            queues = [q.strip() for q in queues.split(",") if q.strip()]
+        opened_here = not self.is_open
+        if opened_here:
+            await self.open()
+        try:
+            worker = Worker(
+                self,
+                WorkerSettings(
+                    queues=tuple(queues) if queues else None,
+                    concurrency=concurrency,
+                    stop_when_idle=stop_when_idle,
+                    shutdown_timeout=shutdown_timeout,
+                    poll_interval=poll_interval,
+                    rescue_interval=rescue_interval,
+                    process_pool_size=process_pool_size,
+                    handle_signals=handle_signals,
+                ),
+            )
+            await worker.run()
+        finally:
+            if opened_here:
+                await self.close()
+
+
+class _Options:
+    """Enqueue options checked once, with the task's defaults filled in."""
+
+    __slots__ = ("delay", "max_attempts", "priority", "queue", "request_id", "run_at")
+
+    def __init__(
+        self,
+        request_id: str | None,
+        delay: float,
+        run_at: datetime | None,
+        priority: int,
+        queue: str,
+        max_attempts: int,
+    ) -> None:
+        self.request_id = request_id
+        self.delay = delay
+        self.run_at = run_at
+        self.priority = priority
+        self.queue = queue
+        self.max_attempts = max_attempts
+
+    @classmethod
+    def build(
+        cls,
+        task: Task[..., Any],
+        request_id: str | None,
+        delay: float | timedelta | None,
+        run_at: datetime | None,
+        priority: int | None,
+        queue: str | None,
+        max_attempts: int | None,
+    ) -> _Options:
+        if delay is not None and run_at is not None:
+            raise ValueError("give delay or run_at, not both")
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay or 0.0)
+        if seconds < 0:
+            raise ValueError("delay must not be negative")
+        if run_at is not None and (not isinstance(run_at, datetime) or run_at.utcoffset() is None):
+            raise ValueError("run_at must be a timezone-aware datetime")
+        attempts = max_attempts if max_attempts is not None else task.max_attempts
+        if attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        chosen_queue = queue if queue is not None else task.queue
+        if not chosen_queue:
+            raise ValueError("queue must be a non-empty string")
+        if request_id is not None and not isinstance(request_id, str):
+            raise TypeError("request_id must be a string")
+        return cls(
+            request_id,
+            seconds,
+            run_at,
+            priority if priority is not None else task.priority,
+            chosen_queue,
+            attempts,
+        )
+
+

@@ -1,0 +1,136 @@
+"""`@runner.task`: a function plus the options that say where and how it runs."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
+
+from taskrunner.runner.codec import SignatureCodec
+from taskrunner.runner.retry import Retry
+
+if TYPE_CHECKING:
+    from taskrunner.jobs import Job
+    from taskrunner.runner.runner import TaskRunner
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ExecutorName = Literal["async", "thread", "process"]
+EXECUTORS: tuple[str, ...] = ("async", "thread", "process")
+
+# Keyword options of enqueue(); a task parameter of one of these names could never be
+# passed, so decorating such a function is refused.
+ENQUEUE_OPTIONS = frozenset(
+    {
+        "idempotency_key",
+        "request_id",
+        "delay",
+        "run_at",
+        "priority",
+        "queue",
+        "max_attempts",
+        "connection",
+    }
+)
+TASK_OPTIONS = ("name", "queue", "priority", "max_attempts", "retry", "timeout", "lease", "executor")
+DEFAULT_LEASE = 30.0
+
+
+class Task(Generic[P, R]):
+    """A registered task. Calling it runs the function directly; `.enqueue()` queues it."""
+
+    def __init__(
+        self,
+        func: Callable[P, R],
+        runner: TaskRunner,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        lease: float = DEFAULT_LEASE,
+        executor: ExecutorName | None = None,
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"@task needs a function, got {func!r}")
+        clashes = sorted(ENQUEUE_OPTIONS & set(inspect.signature(func).parameters))
+        if clashes:
+            raise TypeError(
+                f"task {func.__qualname__} has parameter(s) {', '.join(clashes)} named like "
+                f"enqueue options; rename them (enqueue options: {', '.join(sorted(ENQUEUE_OPTIONS))})"
+            )
+        is_async = inspect.iscoroutinefunction(func)
+        chosen = executor or ("async" if is_async else "thread")
+        if chosen not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {chosen!r}")
+        if chosen == "async" and not is_async:
+            raise ValueError(f"executor='async' needs a coroutine function; {func.__qualname__} is not")
+        if chosen == "process" and "<locals>" in func.__qualname__:
+            raise ValueError(
+                f"executor='process' needs a module-level function; {func.__qualname__} is local"
+            )
+        self.retry = retry or Retry()
+        attempts = max_attempts if max_attempts is not None else self.retry.max_attempts
+        if attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if lease <= 0:
+            raise ValueError("lease must be positive")
+        self.func = func
+        self.runner = runner
+        self.name = name or f"{_module_name(func)}.{func.__qualname__}"
+        self.queue = queue
+        self.priority = priority
+        self.max_attempts = attempts
+        self.timeout = timeout
+        self.lease = float(lease)
+        self.executor: ExecutorName = chosen  # type: ignore[assignment]
+        self.is_async = is_async
+        self.codec = SignatureCodec(func)
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    async def enqueue(self, *args: Any, **kwargs: Any) -> Job:
+        """Queue a call; takes the same options as `runner.enqueue`."""
+        return await self.runner.enqueue(self, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.queue} executor={self.executor}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled by reference, so a process-pool child imports the module and finds it.
+        return (_import_task, (self.func.__module__, self.func.__qualname__))
+
+
+def _module_name(func: Callable[..., Any]) -> str:
+    """The importable name of func's module, also for a script run as __main__, so a
+    script and a worker that imports it agree on default task names."""
+    module = func.__module__
+    if module not in ("__main__", "__mp_main__"):
+        return module
+    main = sys.modules.get(module)
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name not in ("__main__", "__mp_main__"):
+        return str(spec.name)
+    path = getattr(main, "__file__", None)
+    return Path(path).stem if path else module
+
+
+def _import_task(module: str, qualname: str) -> Task[Any, Any]:
+    import importlib
+
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    if not isinstance(obj, Task):
+        raise TypeError(f"{module}.{qualname} is not a task")
+    return obj
