@@ -159,8 +159,10 @@ def cmd_job(args: argparse.Namespace) -> int:
     if outcome:
         print(f"job {args.job_id}: {args.action} done")
         return EXIT_OK
-    print(f"job {args.job_id}: cannot {args.action} (no such job, or its status does not allow it)",
-          file=sys.stderr)
+    print(
+        f"job {args.job_id}: cannot {args.action} (no such job, or its status does not allow it)",
+        file=sys.stderr,
+    )
     return EXIT_ERROR
 
 
@@ -172,8 +174,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             return await runner.list_jobs(status=args.status, queue=args.queue, limit=args.limit)
 
     for job in _run(listing()):
-        print(f"{job.id:>8}  {job.status.value:<9}  {job.queue:<12}  {job.task}  "
-              f"attempts={job.attempts}/{job.max_attempts}")
+        print(
+            f"{job.id:>8}  {job.status.value:<9}  {job.queue:<12}  {job.task}  "
+            f"attempts={job.attempts}/{job.max_attempts}"
+        )
     return EXIT_OK
 
 
@@ -199,8 +203,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def _add_connection_options(parser: argparse.ArgumentParser, *, app_required: bool = False) -> None:
     if not app_required:
         parser.add_argument("--app", help="MODULE:RUNNER whose DSN and schema to use")
-    parser.add_argument("--dsn", default=None,
-                        help="PostgreSQL DSN (default: $TASKRUNNER_DSN, $DATABASE_URL, else embedded)")
+    parser.add_argument(
+        "--dsn",
+        default=None,
+        help="PostgreSQL DSN (default: $TASKRUNNER_DSN, $DATABASE_URL, else embedded)",
+    )
     parser.add_argument("--schema", default="taskrunner", help="schema (default: taskrunner)")
 
 
@@ -215,12 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("app", metavar="MODULE:RUNNER", help="e.g. myapp.tasks:runner")
     worker.add_argument("--concurrency", type=int, default=10, help="jobs at once (default: 10)")
     worker.add_argument("--queues", default=None, help="comma-separated queues (default: all)")
-    worker.add_argument("--shutdown-timeout", type=float, default=30.0,
-                        help="seconds running jobs get to finish on SIGTERM (default: 30)")
-    worker.add_argument("--poll-interval", type=float, default=1.0,
-                        help="seconds between polls when no notification arrives (default: 1)")
-    worker.add_argument("--stop-when-idle", action="store_true",
-                        help="exit once nothing is running or runnable")
+    worker.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        help="seconds running jobs get to finish on SIGTERM (default: 30)",
+    )
+    worker.add_argument(
+        "--poll-interval",
+        type=float,
+        default=1.0,
+        help="seconds between polls when no notification arrives (default: 1)",
+    )
+    worker.add_argument(
+        "--stop-when-idle", action="store_true", help="exit once nothing is running or runnable"
+    )
     worker.set_defaults(handler=cmd_worker)
 
     migrate = commands.add_parser("migrate", help="apply pending migrations")

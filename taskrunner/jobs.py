@@ -11,7 +11,7 @@ import msgspec
 from taskrunner.queue.records import JobRow, QueueCount
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """A job's status; the values are the lowercase words stored in the database."""
 
     QUEUED = "queued"
@@ -115,5 +115,6 @@ class Stats(msgspec.Struct, frozen=True, kw_only=True):
             for name, counts in per_queue.items()
         }
         totals = {s: sum(q.counts[s] for q in queues.values()) for s in statuses}
-        oldest = max(ages.values(), default=None)
+        known = [age for age in ages.values() if age is not None]
+        oldest = max(known) if known else None
         return cls(queues=queues, totals=totals, oldest_queued_age=oldest)

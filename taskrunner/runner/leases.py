@@ -8,6 +8,7 @@ worker holds, each by its own length.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -42,7 +43,9 @@ class LeaseKeeper:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._thread_main, name="taskrunner-leases", daemon=True)
+        self._thread = threading.Thread(
+            target=self._thread_main, name="taskrunner-leases", daemon=True
+        )
         self._queue: JobQueue | None = None
         self._renew_lock: asyncio.Lock | None = None
 
@@ -76,6 +79,9 @@ class LeaseKeeper:
         self._poke()
         self._thread.join(10)
 
+    def _stop_requested(self) -> bool:
+        return self._stopping  # set by another thread while we waited
+
     def _poke(self) -> None:
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
@@ -105,12 +111,10 @@ class LeaseKeeper:
                         await asyncio.sleep(1.0)
                         continue
                 self._ready.set()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._interval())
-                except TimeoutError:
-                    pass
                 self._wake.clear()
-                if self._stopping:
+                if self._stop_requested():
                     break
                 with self._lock:
                     held = list(self._held.values())
@@ -144,6 +148,7 @@ class LeaseKeeper:
             if still_held:
                 log.warning(
                     "lease of job %s lost: it expired and another worker took the job",
-                    lease.job_id, extra={"job_id": lease.job_id},
+                    lease.job_id,
+                    extra={"job_id": lease.job_id},
                 )
                 self._owner_loop.call_soon_threadsafe(self._on_lost, lease.job_id)

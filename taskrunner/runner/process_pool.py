@@ -54,7 +54,7 @@ class _Child:
         self.conn.close()
 
     def wait_reply(
-        self, timeout: float | None, on_extend: Callable[[float], None]
+        self, timeout: float | None, on_extend: Callable[[float], object]
     ) -> tuple[Any, ...]:
         """Block (in a helper thread) until the child answers, dies or times out."""
         loop_deadline = None if timeout is None else _now() + timeout
@@ -91,11 +91,15 @@ class ProcessPool:
         self._slots = asyncio.Semaphore(self.size)
         self._waiters = ThreadPoolExecutor(self.size, thread_name_prefix="taskrunner-process-wait")
 
-    async def run(self, task: Any, args: bytes, kwargs: bytes, ctx: JobContext, timeout: float | None) -> bytes:
+    async def run(
+        self, task: Any, args: bytes, kwargs: bytes, ctx: JobContext, timeout: float | None
+    ) -> bytes:
         loop = asyncio.get_running_loop()
         async with self._slots:
-            child = self._idle.pop() if self._idle else await loop.run_in_executor(
-                self._waiters, _Child, self._mp
+            child = (
+                self._idle.pop()
+                if self._idle
+                else await loop.run_in_executor(self._waiters, _Child, self._mp)
             )
             ctx_fields = {
                 "job_id": ctx.job_id,
@@ -107,7 +111,9 @@ class ProcessPool:
             }
             healthy = False
             try:
-                child.conn.send((task.func.__module__, task.func.__qualname__, args, kwargs, ctx_fields))
+                child.conn.send(
+                    (task.func.__module__, task.func.__qualname__, args, kwargs, ctx_fields)
+                )
                 reply = await loop.run_in_executor(
                     self._waiters,
                     child.wait_reply,
@@ -125,7 +131,9 @@ class ProcessPool:
             result: bytes = reply[1]
             return result
         if kind == "timeout":
-            raise JobTimeout(f"attempt ran past its timeout of {timeout:g}s; its process was killed")
+            raise JobTimeout(
+                f"attempt ran past its timeout of {timeout:g}s; its process was killed"
+            )
         if kind == "died":
             raise ChildProcessDied(f"the process running the job died (exit code {reply[1]})")
         pickled, type_name, message, remote_tb = reply[1:]

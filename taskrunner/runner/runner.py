@@ -52,7 +52,11 @@ class TaskRunner:
         self.dsn = dsn
         self.schema = validate_schema(schema)
         self.auto_migrate = auto_migrate
-        ttl = idempotency_ttl.total_seconds() if isinstance(idempotency_ttl, timedelta) else float(idempotency_ttl)
+        ttl = (
+            idempotency_ttl.total_seconds()
+            if isinstance(idempotency_ttl, timedelta)
+            else float(idempotency_ttl)
+        )
         if ttl < 0:
             raise ValueError("idempotency_ttl must not be negative")
         self.idempotency_ttl_seconds = ttl
@@ -82,16 +86,31 @@ class TaskRunner:
         executor: ExecutorName | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def task(self, func: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    def task(  # type: ignore[misc]  # mypy misreads the keyword-only overload
+        self,
+        func: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        lease: float = 30.0,
+        executor: ExecutorName | None = None,
+    ) -> Any:
         """Register a function as a task: `@runner.task` or `@runner.task(name=..., ...)`."""
-        unknown = set(options) - {
-            "name", "queue", "priority", "max_attempts", "retry", "timeout", "lease", "executor",
+        options: dict[str, Any] = {
+            "name": name,
+            "queue": queue,
+            "priority": priority,
+            "max_attempts": max_attempts,
+            "retry": retry,
+            "timeout": timeout,
+            "lease": lease,
+            "executor": executor,
         }
-        if unknown:
-            raise TypeError(
-                f"unknown task option(s) {', '.join(sorted(unknown))}; valid: name, queue, "
-                "priority, max_attempts, retry, timeout, lease, executor"
-            )
 
         def register(f: Callable[P, R]) -> Task[P, R]:
             task = Task(f, self, **options)
@@ -117,14 +136,18 @@ class TaskRunner:
     @property
     def target(self) -> ResolvedDsn:
         if self._target is None:
-            raise TaskRunnerError("the runner is not open: use `async with runner:` or `await runner.open()`")
+            raise TaskRunnerError(
+                "the runner is not open: use `async with runner:` or `await runner.open()`"
+            )
         return self._target
 
     @property
     def job_queue(self) -> JobQueue:
         """The bare queue under this runner (open runners only)."""
         if self._queue is None:
-            raise TaskRunnerError("the runner is not open: use `async with runner:` or `await runner.open()`")
+            raise TaskRunnerError(
+                "the runner is not open: use `async with runner:` or `await runner.open()`"
+            )
         return self._queue
 
     @property
@@ -169,7 +192,10 @@ class TaskRunner:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -237,6 +263,8 @@ class TaskRunner:
             )
         options = _Options.build(found, request_id, delay, run_at, priority, queue, max_attempts)
         new_jobs = []
+        args: tuple[Any, ...]
+        kwargs: dict[str, Any]
         for index, call in enumerate(call_list):
             if isinstance(call, dict):
                 args, kwargs = (), call
@@ -265,7 +293,9 @@ class TaskRunner:
             call = task.codec.encode(args, kwargs)
         except ArgumentsError as exc:
             raise InvalidArguments(task.name, str(exc), index=index) from None
-        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not idempotency_key
+        ):
             raise ValueError("idempotency_key must be a non-empty string")
         return NewJob(
             task=task.name,
@@ -431,5 +461,3 @@ class _Options:
             chosen_queue,
             attempts,
         )
-
-

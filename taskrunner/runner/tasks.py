@@ -36,7 +36,16 @@ ENQUEUE_OPTIONS = frozenset(
         "connection",
     }
 )
-TASK_OPTIONS = ("name", "queue", "priority", "max_attempts", "retry", "timeout", "lease", "executor")
+TASK_OPTIONS = (
+    "name",
+    "queue",
+    "priority",
+    "max_attempts",
+    "retry",
+    "timeout",
+    "lease",
+    "executor",
+)
 DEFAULT_LEASE = 30.0
 
 
@@ -63,14 +72,17 @@ class Task(Generic[P, R]):
         if clashes:
             raise TypeError(
                 f"task {func.__qualname__} has parameter(s) {', '.join(clashes)} named like "
-                f"enqueue options; rename them (enqueue options: {', '.join(sorted(ENQUEUE_OPTIONS))})"
+                "enqueue options; rename them (enqueue options: "
+                f"{', '.join(sorted(ENQUEUE_OPTIONS))})"
             )
         is_async = inspect.iscoroutinefunction(func)
         chosen = executor or ("async" if is_async else "thread")
         if chosen not in EXECUTORS:
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {chosen!r}")
         if chosen == "async" and not is_async:
-            raise ValueError(f"executor='async' needs a coroutine function; {func.__qualname__} is not")
+            raise ValueError(
+                f"executor='async' needs a coroutine function; {func.__qualname__} is not"
+            )
         if chosen == "process" and "<locals>" in func.__qualname__:
             raise ValueError(
                 f"executor='process' needs a module-level function; {func.__qualname__} is local"
@@ -91,10 +103,10 @@ class Task(Generic[P, R]):
         self.max_attempts = attempts
         self.timeout = timeout
         self.lease = float(lease)
-        self.executor: ExecutorName = chosen  # type: ignore[assignment]
+        self.executor: ExecutorName = chosen
         self.is_async = is_async
         self.codec = SignatureCodec(func)
-        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+        functools.update_wrapper(self, func)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)

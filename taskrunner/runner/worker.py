@@ -112,7 +112,8 @@ class Worker:
         maintenance = asyncio.create_task(self._maintenance_loop(), name="taskrunner-maintenance")
         log.info(
             "worker %s started: tasks %s, queues %s, concurrency %d",
-            self.owner, ", ".join(self.task_names),
+            self.owner,
+            ", ".join(self.task_names),
             ", ".join(self.settings.queues) if self.settings.queues else "all",
             self.settings.concurrency,
         )
@@ -129,7 +130,10 @@ class Worker:
             log.info("worker %s stopped", self.owner)
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
-        if not self.settings.handle_signals or threading.current_thread() is not threading.main_thread():
+        if (
+            not self.settings.handle_signals
+            or threading.current_thread() is not threading.main_thread()
+        ):
             return []
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -201,7 +205,8 @@ class Worker:
     async def _run_job(self, execution: Execution) -> None:
         job, task = execution.job, execution.task
         extra = job_log_extra(job)
-        assert self._keeper is not None and self._executors is not None
+        assert self._keeper is not None
+        assert self._executors is not None
         ctx = JobContext(
             job_id=job.id,
             task=job.task,
@@ -211,7 +216,9 @@ class Worker:
             request_id=job.request_id,
             _extend=self._keeper.extend_now,
         )
-        log.debug("job %s started (attempt %d of %d)", job.id, job.attempts, job.max_attempts, extra=extra)
+        log.debug(
+            "job %s started (attempt %d of %d)", job.id, job.attempts, job.max_attempts, extra=extra
+        )
         try:
             result = await self._executors.run(task, job, ctx)
         except asyncio.CancelledError:
@@ -243,7 +250,11 @@ class Worker:
         log.log(
             logging.WARNING if will_retry else logging.ERROR,
             "job %s attempt %d of %d failed: %s: %s%s",
-            job.id, job.attempts, job.max_attempts, type(exc).__name__, exc,
+            job.id,
+            job.attempts,
+            job.max_attempts,
+            type(exc).__name__,
+            exc,
             f"; retrying in {retry_in:.1f}s" if will_retry and retry_in is not None else "",
             extra=job_log_extra(job),
         )
@@ -273,7 +284,8 @@ class Worker:
         if execution is None or execution.stop_reason is not None or execution.handle is None:
             return
         log.warning(
-            "job %s lost its lease to another worker; stopping it here", job_id,
+            "job %s lost its lease to another worker; stopping it here",
+            job_id,
             extra=job_log_extra(execution.job),
         )
         execution.stop_reason = "lost"
@@ -345,12 +357,13 @@ class Worker:
         if pending:
             log.info(
                 "waiting up to %.0fs for %d running job(s)",
-                self.settings.shutdown_timeout, len(pending),
+                self.settings.shutdown_timeout,
+                len(pending),
             )
-            everything = asyncio.gather(*pending, return_exceptions=True)
-            force = asyncio.create_task(self._force.wait())
+            everything: asyncio.Future[Any] = asyncio.gather(*pending, return_exceptions=True)
+            force: asyncio.Future[Any] = asyncio.create_task(self._force.wait())
             await asyncio.wait(
-                [everything, force],
+                {everything, force},
                 timeout=self.settings.shutdown_timeout,
                 return_when=asyncio.FIRST_COMPLETED,
             )
@@ -373,7 +386,8 @@ class Worker:
             except DatabaseError as exc:
                 log.warning(
                     "could not hand %d job(s) back (%s); their leases will expire",
-                    len(self._to_release), exc,
+                    len(self._to_release),
+                    exc,
                 )
         if self._keeper is not None:
             await asyncio.to_thread(self._keeper.stop)
