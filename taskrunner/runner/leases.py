@@ -38,6 +38,7 @@ class LeaseKeeper:
         self._on_lost = on_lost
         self._owner_loop = owner_loop
         self._held: dict[int, tuple[Lease, float]] = {}
+        self._finishing: set[int] = set()  # ack buffered: a row no longer running is no loss
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -48,6 +49,7 @@ class LeaseKeeper:
         )
         self._queue: JobQueue | None = None
         self._renew_lock: asyncio.Lock | None = None
+        self._planned_interval = float("inf")
 
     def start(self) -> None:
         self._thread.start()
@@ -56,11 +58,19 @@ class LeaseKeeper:
     def hold(self, lease: Lease, seconds: float) -> None:
         with self._lock:
             self._held[lease.job_id] = (lease, seconds)
-        self._poke()  # a shorter lease may need an earlier renewal
+        if seconds / 3 < self._planned_interval:
+            self._poke()  # a shorter lease than planned for: plan the next renewal anew
+
+    def finishing(self, job_id: int) -> None:
+        """The job's ack is on its way: keep renewing until `drop`, but if the row stops
+        matching meanwhile, that is the ack landing, not a lost lease."""
+        with self._lock:
+            self._finishing.add(job_id)
 
     def drop(self, job_id: int) -> None:
         with self._lock:
             self._held.pop(job_id, None)
+            self._finishing.discard(job_id)
 
     def extend_now(self, job_id: int, seconds: float) -> Future[None]:
         """Extend one lease at once, and renew it by `seconds` from then on."""
@@ -95,7 +105,7 @@ class LeaseKeeper:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._renew_lock = asyncio.Lock()
         conn = None
@@ -111,9 +121,13 @@ class LeaseKeeper:
                         await asyncio.sleep(1.0)
                         continue
                 self._ready.set()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._interval())
-                self._wake.clear()
+                due = loop.time() + self._interval()
+                while not self._stop_requested() and loop.time() < due:
+                    self._planned_interval = due - loop.time()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), due - loop.time())
+                    self._wake.clear()
+                    due = min(due, loop.time() + self._interval())
                 if self._stop_requested():
                     break
                 with self._lock:
@@ -142,7 +156,10 @@ class LeaseKeeper:
             self._owner_loop.call_soon_threadsafe(self._on_cancel_requested, job_id)
         for lease in result.lost:
             with self._lock:  # acked meanwhile is not lost: only leases we still hold
-                still_held = self._held.get(lease.job_id, (None, 0.0))[0] == lease
+                still_held = (
+                    self._held.get(lease.job_id, (None, 0.0))[0] == lease
+                    and lease.job_id not in self._finishing
+                )
                 if still_held:
                     del self._held[lease.job_id]
             if still_held:

@@ -231,6 +231,7 @@ class Worker:
             if execution.stop_reason == "lost":
                 self._keeper.drop(job.id)
             else:
+                self._keeper.finishing(job.id)
                 self._completions.add(Completion(lease=job.lease, result=result))
         finally:
             self.running.pop(job.id, None)
@@ -258,6 +259,8 @@ class Worker:
             f"; retrying in {retry_in:.1f}s" if will_retry and retry_in is not None else "",
             extra=job_log_extra(job),
         )
+        assert self._keeper is not None
+        self._keeper.finishing(job.id)
         self._failures.add(Failure(lease=job.lease, error=error, retry_in=retry_in))
 
     def _after_stop(self, execution: Execution) -> None:
@@ -265,6 +268,7 @@ class Worker:
         assert self._keeper is not None
         if execution.stop_reason == "cancel":
             log.info("job %s cancelled while running", job.id, extra=job_log_extra(job))
+            self._keeper.finishing(job.id)
             self._failures.add(Failure(lease=job.lease, error="cancelled while running"))
         elif execution.stop_reason == "lost":
             self._keeper.drop(job.id)
