@@ -79,8 +79,17 @@ def translate_errors(
     return wrapper
 
 
+_JSON_COLUMNS = ("args", "kwargs", "result")
+
+
 def job_row(record: Mapping[str, Any]) -> JobRow:
-    return JobRow(**{name: record[name] for name in JOB_COLUMNS})
+    """A row as JobRow. JSON columns arrive as bytes from our pools (raw jsonb codec) or
+    as str from a caller's own connection (asyncpg's default codec)."""
+    values = {name: record[name] for name in JOB_COLUMNS}
+    for name in _JSON_COLUMNS:
+        if isinstance(values[name], str):
+            values[name] = values[name].encode()
+    return JobRow(**values)
 
 
 def default_fingerprint(job: NewJob) -> str:
@@ -188,8 +197,8 @@ class JobQueue:
                 self.sql["enqueue_many"],
                 [j.task for j in batch],
                 [j.queue for j in batch],
-                [j.args for j in batch],
-                [j.kwargs for j in batch],
+                [j.args.decode() for j in batch],
+                [j.kwargs.decode() for j in batch],
                 [j.priority for j in batch],
                 [j.run_at for j in batch],
                 [j.delay for j in batch],

@@ -4,10 +4,12 @@
 -- holder instead (inserted = false), with key_expired telling whether its retention
 -- ran out. An input whose holder is not visible yet (a concurrent insert committed after
 -- this statement's snapshot) returns no row at all; the caller asks again.
+-- Payloads arrive as text and are cast here, so the statement works on any asyncpg
+-- connection, including a caller's own with the driver's default jsonb codec.
 WITH input AS (
     SELECT nextval('/*schema*/jobs_id_seq') AS id, t.*
     FROM unnest(
-        $1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::int[], $6::timestamptz[],
+        $1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[],
         $7::float8[], $8::int[], $9::text[], $10::text[], $11::text[]
     ) WITH ORDINALITY AS t(task, queue, args, kwargs, priority, run_at,
                           delay, max_attempts, idempotency_key, fingerprint, request_id, ord)
@@ -15,7 +17,7 @@ WITH input AS (
 inserted AS (
     INSERT INTO /*schema*/jobs AS j (id, task, queue, args, kwargs, priority, run_at,
                                      max_attempts, idempotency_key, fingerprint, request_id)
-    SELECT id, task, queue, args, kwargs, priority,
+    SELECT id, task, queue, args::jsonb, kwargs::jsonb, priority,
            coalesce(run_at, now() + make_interval(secs => delay)),
            max_attempts, idempotency_key, fingerprint, request_id
     FROM input

@@ -1,0 +1,79 @@
+"""Every example runs to the end against the test database and says what it promises.
+
+Each example is run as a script (`python examples/<name>.py`, from the repository root),
+the way the README tells users to, with $TASKRUNNER_DSN pointing at this session's
+server. The examples use fixed schemas of their own (taskrunner_quickstart, ...), one per
+example, and clear their jobs at the start of each run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+# example -> lines its output must contain
+EXPECTED: dict[str, list[str]] = {
+    "bare_queue": ["Cleaned up: deleted"],
+    "quickstart": [
+        "deduplicated=False",
+        "deduplicated=True",
+        "sync_inventory -> succeeded in 2 attempts",
+        "succeeded=4, failed=0",
+        "inherited request_id='signup-42'",
+    ],
+    "web_transaction": [
+        "200: user 1 created; the transaction committed",
+        "500: card for bob@example.com was declined; the transaction was rolled back",
+        "OK: committed request -> user + job; rolled-back request -> neither.",
+    ],
+    "idempotency": [
+        "second enqueue: job",
+        "IdempotencyConflict: idempotency key 'charge-1001'",
+        "same batch  : job",
+        "deduplicated=True, status=succeeded",
+        "No order was charged twice.",
+    ],
+    "request_ids": [
+        "INFO    [req-checkout-7] POST /checkout",
+        "[req-checkout-7] receipt for order 7 sent (request id seen in the thread: req-checkout-7)",
+        "[req-checkout-7] charged 4999 cents for order 7 (attempt 2)",
+        "3 jobs carry request id 'req-checkout-7'",
+    ],
+    "process_executor": [
+        "4 processes",
+        "failed after 1 attempt: JobTimeout",
+        "the CPU work never blocked it",
+    ],
+}
+
+
+def test_every_example_is_tested() -> None:
+    found = {p.stem for p in EXAMPLES.glob("*.py")}
+    assert found <= set(EXPECTED), f"examples without a test here: {sorted(found - set(EXPECTED))}"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs(name: str, pg_dsn: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    env["TASKRUNNER_DSN"] = pg_dsn
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"examples/{name}.py exited {proc.returncode}:\n{output}"
+    missing = [line for line in EXPECTED[name] if line not in proc.stdout]
+    assert not missing, f"examples/{name}.py did not print {missing}:\n{output}"
+    assert "Traceback" not in output, output
