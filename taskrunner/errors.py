@@ -139,7 +139,12 @@ class RetryLater(TaskRunnerError):
         self.delay = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
         if self.delay < 0:
             raise ValueError("RetryLater delay must not be negative")
+        self.message = message
         super().__init__(message or f"retry requested in {self.delay:g}s")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields when it crosses a process boundary.
+        return (type(self), (self.delay, self.message))
 
 
 class PermanentFailure(TaskRunnerError):

@@ -284,7 +284,7 @@ class JobQueue:
             [c.lease.lease_id for c in completions],
             [c.result for c in completions],
         )
-        return self._ack_result("complete", [c.lease for c in completions], rows)
+        return self._ack_result([c.lease for c in completions], rows)
 
     @translate_errors
     async def fail_many(self, failures: Sequence[Failure]) -> AckResult:
@@ -299,7 +299,7 @@ class JobQueue:
             [f.error for f in failures],
             [f.retry_in for f in failures],
         )
-        return self._ack_result("fail", [f.lease for f in failures], rows)
+        return self._ack_result([f.lease for f in failures], rows)
 
     @translate_errors
     async def release_many(self, leases: Sequence[Lease]) -> AckResult:
@@ -311,7 +311,7 @@ class JobQueue:
             [lease.job_id for lease in leases],
             [lease.lease_id for lease in leases],
         )
-        return self._ack_result("release", list(leases), rows)
+        return self._ack_result(list(leases), rows)
 
     @translate_errors
     async def extend_leases(
@@ -337,17 +337,11 @@ class JobQueue:
         )
 
     @staticmethod
-    def _ack_result(verb: str, leases: list[Lease], rows: Sequence[Mapping[str, Any]]) -> AckResult:
+    def _ack_result(leases: list[Lease], rows: Sequence[Mapping[str, Any]]) -> AckResult:
+        """Acks that matched no row lost their lease; the caller, who knows the job,
+        decides how to report them."""
         applied = {r["id"]: r["status"] for r in rows}
         lost = [lease for lease in leases if lease.job_id not in applied]
-        for lease in lost:
-            log.warning(
-                "%s of job %s ignored: its lease %s is no longer held",
-                verb,
-                lease.job_id,
-                lease.lease_id,
-                extra={"job_id": lease.job_id},
-            )
         return AckResult(applied=applied, lost=lost)
 
     # ---- admin ---------------------------------------------------------------------

@@ -7,7 +7,9 @@ the task's timeout, and return the result already encoded as JSON.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +20,8 @@ from taskrunner.runner.codec import encode_result
 from taskrunner.runner.context import JobContext, running_job
 from taskrunner.runner.process_pool import JobTimeout, ProcessPool
 from taskrunner.runner.tasks import Task
+
+log = logging.getLogger("taskrunner")
 
 
 class Executors:
@@ -50,10 +54,13 @@ class Executors:
         task: Task[..., Any], args: list[Any], kwargs: dict[str, Any], ctx: JobContext
     ) -> bytes:
         with running_job(ctx):
+            deadline = asyncio.timeout(task.timeout)
             try:
-                async with asyncio.timeout(task.timeout):
+                async with deadline:
                     value = await task.func(*args, **kwargs)
             except TimeoutError:
+                if not deadline.expired():
+                    raise  # the handler's own TimeoutError, not ours
                 raise JobTimeout(f"attempt ran past its timeout of {task.timeout:g}s") from None
         return encode_result(value)
 
@@ -74,14 +81,24 @@ class Executors:
 
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._threads, contextvars.copy_context().run, call)
-        try:
-            return await asyncio.wait_for(future, task.timeout)
-        except TimeoutError:
-            # A thread cannot be stopped: it finishes in the background, its result ignored.
-            raise JobTimeout(
-                f"attempt ran past its timeout of {task.timeout:g}s (its thread cannot be "
-                "interrupted and finishes in the background)"
-            ) from None
+        done, _ = await asyncio.wait({future}, timeout=task.timeout)
+        if done:
+            return future.result()
+        # A thread cannot be stopped. Its attempt fails, but only once the thread has
+        # returned, so the job never runs twice at the same time; the lease stays held.
+        log.warning(
+            "job %s ran past its timeout of %gs; a thread cannot be interrupted, so the "
+            "attempt fails when the thread returns",
+            ctx.job_id,
+            task.timeout,
+            extra={"job_id": ctx.job_id, "task": ctx.task, "request_id": ctx.request_id},
+        )
+        with contextlib.suppress(Exception):
+            await asyncio.shield(future)
+        raise JobTimeout(
+            f"attempt ran past its timeout of {task.timeout:g}s (the thread was waited for, "
+            "since threads cannot be interrupted)"
+        )
 
     async def close(self) -> None:
         if self._processes is not None:

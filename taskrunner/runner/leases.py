@@ -29,7 +29,7 @@ class LeaseKeeper:
         schema: str,
         *,
         on_cancel_requested: Callable[[int], None],
-        on_lost: Callable[[int], None],
+        on_lost: Callable[[Lease], None],
         owner_loop: asyncio.AbstractEventLoop,
     ) -> None:
         self._target = target
@@ -58,19 +58,27 @@ class LeaseKeeper:
     def hold(self, lease: Lease, seconds: float) -> None:
         with self._lock:
             self._held[lease.job_id] = (lease, seconds)
+            self._finishing.discard(lease.job_id)
         if seconds / 3 < self._planned_interval:
             self._poke()  # a shorter lease than planned for: plan the next renewal anew
 
-    def finishing(self, job_id: int) -> None:
+    def finishing(self, lease: Lease) -> None:
         """The job's ack is on its way: keep renewing until `drop`, but if the row stops
         matching meanwhile, that is the ack landing, not a lost lease."""
         with self._lock:
-            self._finishing.add(job_id)
+            if self._holds(lease):
+                self._finishing.add(lease.job_id)
 
-    def drop(self, job_id: int) -> None:
+    def drop(self, lease: Lease) -> None:
+        """Stop renewing `lease` (a newer lease of the same job is left alone)."""
         with self._lock:
-            self._held.pop(job_id, None)
-            self._finishing.discard(job_id)
+            if self._holds(lease):
+                del self._held[lease.job_id]
+                self._finishing.discard(lease.job_id)
+
+    def _holds(self, lease: Lease) -> bool:
+        held = self._held.get(lease.job_id)
+        return held is not None and held[0] == lease
 
     def extend_now(self, job_id: int, seconds: float) -> Future[None]:
         """Extend one lease at once, and renew it by `seconds` from then on."""
@@ -156,16 +164,8 @@ class LeaseKeeper:
             self._owner_loop.call_soon_threadsafe(self._on_cancel_requested, job_id)
         for lease in result.lost:
             with self._lock:  # acked meanwhile is not lost: only leases we still hold
-                still_held = (
-                    self._held.get(lease.job_id, (None, 0.0))[0] == lease
-                    and lease.job_id not in self._finishing
-                )
+                still_held = self._holds(lease) and lease.job_id not in self._finishing
                 if still_held:
                     del self._held[lease.job_id]
-            if still_held:
-                log.warning(
-                    "lease of job %s lost: it expired and another worker took the job",
-                    lease.job_id,
-                    extra={"job_id": lease.job_id},
-                )
-                self._owner_loop.call_soon_threadsafe(self._on_lost, lease.job_id)
+            if still_held:  # the worker logs it, with the job's ids
+                self._owner_loop.call_soon_threadsafe(self._on_lost, lease)

@@ -48,8 +48,11 @@ class _Child:
         child_end.close()
 
     def kill(self) -> None:
+        """Kill at once (a signal, never blocking); the waiting thread then sees EOF."""
         with contextlib.suppress(Exception):
             self.process.kill()
+
+    def reap(self) -> None:
         self.process.join(5)
         self.conn.close()
 
@@ -99,7 +102,8 @@ class ProcessPool:
             child = (
                 self._idle.pop()
                 if self._idle
-                else await loop.run_in_executor(self._waiters, _Child, self._mp)
+                # not on the waiter threads: they may all be blocked on running children
+                else await loop.run_in_executor(None, _Child, self._mp)
             )
             ctx_fields = {
                 "job_id": ctx.job_id,
@@ -125,7 +129,8 @@ class ProcessPool:
                 if healthy:
                     self._idle.append(child)
                 else:  # timed out, died, or we were cancelled mid-run: never reuse it
-                    await loop.run_in_executor(self._waiters, child.kill)
+                    child.kill()
+                    await asyncio.shield(loop.run_in_executor(None, child.reap))
         kind = reply[0]
         if kind == "ok":
             result: bytes = reply[1]
@@ -152,9 +157,10 @@ class ProcessPool:
         for child in children:
             with contextlib.suppress(Exception):
                 child.conn.close()
-            await loop.run_in_executor(self._waiters, child.process.join, 5)
+            await loop.run_in_executor(None, child.process.join, 5)
             if child.process.is_alive():
-                await loop.run_in_executor(self._waiters, child.kill)
+                child.kill()
+                await loop.run_in_executor(None, child.reap)
         self._waiters.shutdown(wait=False, cancel_futures=True)
 
 

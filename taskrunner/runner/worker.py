@@ -19,7 +19,7 @@ import tenacity
 
 from taskrunner.db import connect
 from taskrunner.errors import DatabaseError
-from taskrunner.queue import Completion, Failure, JobRow, Lease, Listener
+from taskrunner.queue import AckResult, Completion, Failure, JobRow, Lease, Listener
 from taskrunner.runner.buffers import BatchBuffer
 from taskrunner.runner.codec import ArgumentsError
 from taskrunner.runner.context import JobContext
@@ -77,6 +77,7 @@ class Worker:
         self._stopping = False
         self._force = asyncio.Event()
         self._to_release: list[Lease] = []
+        self._acking: dict[int, JobRow] = {}  # ack buffered, not yet written
         self._completions: BatchBuffer[Completion] = BatchBuffer(self._write_completions)
         self._failures: BatchBuffer[Failure] = BatchBuffer(self._write_failures)
         self._keeper: LeaseKeeper | None = None
@@ -148,7 +149,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         failures = 0
-        backoff = tenacity.wait_exponential_jitter(initial=0.2, max=10)
+        backoff = tenacity.wait_exponential(multiplier=0.2, max=10) + tenacity.wait_random(0, 0.2)
         while not self._stopping:
             self._wakeup.clear()
             free = self.settings.concurrency - len(self.running)
@@ -194,6 +195,9 @@ class Worker:
 
     def _start(self, job: JobRow) -> None:
         task = self.tasks[job.task]
+        previous = self.running.get(job.id)
+        if previous is not None:  # our old lease expired and we claimed the job again
+            self._stop_lost(previous)
         execution = Execution(job=job, task=task)
         self.running[job.id] = execution
         assert self._keeper is not None
@@ -229,19 +233,20 @@ class Worker:
             self._fail(execution, exc, retry_in=task.retry.delay_after(exc, job.attempts))
         else:
             if execution.stop_reason == "lost":
-                self._keeper.drop(job.id)
+                self._keeper.drop(job.lease)
             else:
-                self._keeper.finishing(job.id)
+                self._finishing(job)
                 self._completions.add(Completion(lease=job.lease, result=result))
         finally:
-            self.running.pop(job.id, None)
+            if self.running.get(job.id) is execution:
+                del self.running[job.id]
             self._wakeup.set()
 
     def _fail(self, execution: Execution, exc: Exception, *, retry_in: float | None) -> None:
         job = execution.job
         if execution.stop_reason == "lost":
             assert self._keeper is not None
-            self._keeper.drop(job.id)
+            self._keeper.drop(job.lease)
             return
         detail = "".join(traceback.format_exception(exc))
         error = f"{type(exc).__name__}: {exc}\n\n{detail}"
@@ -259,8 +264,7 @@ class Worker:
             f"; retrying in {retry_in:.1f}s" if will_retry and retry_in is not None else "",
             extra=job_log_extra(job),
         )
-        assert self._keeper is not None
-        self._keeper.finishing(job.id)
+        self._finishing(job)
         self._failures.add(Failure(lease=job.lease, error=error, retry_in=retry_in))
 
     def _after_stop(self, execution: Execution) -> None:
@@ -268,10 +272,10 @@ class Worker:
         assert self._keeper is not None
         if execution.stop_reason == "cancel":
             log.info("job %s cancelled while running", job.id, extra=job_log_extra(job))
-            self._keeper.finishing(job.id)
+            self._finishing(job)
             self._failures.add(Failure(lease=job.lease, error="cancelled while running"))
         elif execution.stop_reason == "lost":
-            self._keeper.drop(job.id)
+            self._keeper.drop(job.lease)
         else:
             log.info("job %s handed back to the queue", job.id, extra=job_log_extra(job))
             self._to_release.append(job.lease)
@@ -283,13 +287,18 @@ class Worker:
         execution.stop_reason = "cancel"
         execution.handle.cancel()
 
-    def _lease_lost(self, job_id: int) -> None:
-        execution = self.running.get(job_id)
-        if execution is None or execution.stop_reason is not None or execution.handle is None:
+    def _lease_lost(self, lease: Lease) -> None:
+        execution = self.running.get(lease.job_id)
+        if execution is not None and execution.job.lease == lease:
+            self._stop_lost(execution)
+
+    def _stop_lost(self, execution: Execution) -> None:
+        if execution.stop_reason is not None or execution.handle is None:
             return
         log.warning(
-            "job %s lost its lease to another worker; stopping it here",
-            job_id,
+            "job %s lost its lease (it expired and the job was claimed again); stopping "
+            "this attempt",
+            execution.job.id,
             extra=job_log_extra(execution.job),
         )
         execution.stop_reason = "lost"
@@ -297,18 +306,34 @@ class Worker:
 
     # ---- acks ----------------------------------------------------------------------
 
+    def _finishing(self, job: JobRow) -> None:
+        assert self._keeper is not None
+        self._acking[job.id] = job
+        self._keeper.finishing(job.lease)
+
     async def _write_completions(self, batch: list[Completion]) -> None:
-        await self.queue.complete_many(batch)
-        self._acked([c.lease for c in batch])
+        result = await self.queue.complete_many(batch)
+        self._acked("completion", [c.lease for c in batch], result)
 
     async def _write_failures(self, batch: list[Failure]) -> None:
-        await self.queue.fail_many(batch)
-        self._acked([f.lease for f in batch])
+        result = await self.queue.fail_many(batch)
+        self._acked("failure", [f.lease for f in batch], result)
 
-    def _acked(self, leases: Sequence[Lease]) -> None:
+    def _acked(self, kind: str, leases: Sequence[Lease], result: AckResult) -> None:
         assert self._keeper is not None
+        for lease in result.lost:
+            job = self._acking.get(lease.job_id)
+            log.warning(
+                "%s of job %s ignored: its lease expired and another worker took the job over",
+                kind,
+                lease.job_id,
+                extra=job_log_extra(job) if job is not None else {"job_id": lease.job_id},
+            )
         for lease in leases:
-            self._keeper.drop(lease.job_id)
+            acked = self._acking.get(lease.job_id)
+            if acked is not None and acked.lease == lease:
+                del self._acking[lease.job_id]
+            self._keeper.drop(lease)
         self._wakeup.set()
 
     # ---- notifications and maintenance --------------------------------------------
