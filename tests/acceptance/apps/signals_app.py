@@ -1,0 +1,39 @@
+"""An app for worker processes started by the acceptance tests.
+
+`python -m taskrunner worker tests.acceptance.apps.signals_app:runner` with
+$TASKRUNNER_DSN and $TR_TEST_SCHEMA set. Handlers leave marker files in `marker_dir`:
+"<job id>.started.<attempt>" and "<job id>.finished.<attempt>", each holding the pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import tenacity
+
+from taskrunner import Retry, TaskRunner, current_job
+
+runner = TaskRunner(schema=os.environ.get("TR_TEST_SCHEMA", "taskrunner"))
+
+
+def mark(marker_dir: str, event: str) -> None:
+    ctx = current_job()
+    assert ctx is not None
+    Path(marker_dir, f"{ctx.job_id}.{event}.{ctx.attempt}").write_text(str(os.getpid()))
+
+
+@runner.task(
+    name="acceptance.hold",
+    lease=1.0,
+    retry=Retry(max_attempts=3, wait=tenacity.wait_fixed(0.05)),
+)
+async def hold(marker_dir: str, first_seconds: float, later_seconds: float) -> int:
+    """Sleeps `first_seconds` on the first attempt and `later_seconds` on later ones."""
+    ctx = current_job()
+    assert ctx is not None
+    mark(marker_dir, "started")
+    await asyncio.sleep(first_seconds if ctx.attempt == 1 else later_seconds)
+    mark(marker_dir, "finished")
+    return ctx.attempt
