@@ -1,0 +1,1 @@
+"""Benchmarks for taskrunner (not part of the package)."""

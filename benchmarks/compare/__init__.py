@@ -1,0 +1,1 @@
+"""Comparative benchmark: taskrunner vs PGQueuer, Procrastinate and an asyncpg baseline."""
