@@ -17,7 +17,8 @@ class InvalidSchemaName(TaskRunnerError, ValueError):
         self.schema = schema
         super().__init__(
             f"invalid schema name {schema!r}: use letters, digits and underscores, "
-            "starting with a letter or underscore, at most 63 characters"
+            "starting with a letter or underscore, at most 56 characters (the schema names "
+            "its notification channels, which PostgreSQL limits to 63)"
         )
 
 

@@ -50,10 +50,25 @@ def _connect_error(target: ResolvedDsn, exc: BaseException) -> ConnectError:
     )
 
 
-async def connect(target: ResolvedDsn, *, timeout: float = CONNECT_TIMEOUT) -> asyncpg.Connection:
-    """One connection (for LISTEN, migrations, lease renewal), with the jsonb codec."""
+# Session settings of a worker's claim connection. Queue tables swing between empty and
+# huge faster than statistics follow, and a stale estimate turns the claim into a
+# sequential scan plus sort over all history; the claim index always serves the claim.
+# (Forcing generic plans was measured 3-4x slower: the custom plan stays.)
+CLAIM_SESSION_SETTINGS = {"enable_seqscan": "off"}
+
+
+async def connect(
+    target: ResolvedDsn,
+    *,
+    timeout: float = CONNECT_TIMEOUT,
+    server_settings: dict[str, str] | None = None,
+) -> asyncpg.Connection:
+    """One connection (for LISTEN, claims, migrations, lease renewal), with the jsonb codec."""
     try:
-        conn = await asyncio.wait_for(asyncpg.connect(target.dsn, timeout=timeout), timeout)
+        conn = await asyncio.wait_for(
+            asyncpg.connect(target.dsn, timeout=timeout, server_settings=server_settings),
+            timeout,
+        )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise _connect_error(target, exc) from exc
     await init_connection(conn)

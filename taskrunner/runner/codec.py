@@ -59,25 +59,28 @@ class SignatureCodec:
         )
         self._decoder = msgspec.json.Decoder(self._struct)
 
-    def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> EncodedCall:
-        """Check the call against the signature and the hints; encode it."""
+    def encode(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], *, fingerprint: bool = True
+    ) -> EncodedCall:
+        """Check the call against the signature and the hints; encode it. The fingerprint
+        (for idempotency keys) is computed only when asked for."""
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise ArgumentsError(str(exc)) from None
-        bound.apply_defaults()
         try:
-            canonical = _canonical.encode(bound.arguments)
-            self._decoder.decode(canonical)  # the types the handler will receive
-            return EncodedCall(
-                args=_encoder.encode(args),
-                kwargs=_encoder.encode(kwargs),
-                fingerprint=hashlib.sha256(canonical).hexdigest(),
-            )
+            encoded_args = _encoder.encode(args)
+            encoded_kwargs = _encoder.encode(kwargs)
+            msgspec.convert(bound.arguments, self._struct)  # the types the handler gets
+            digest = ""
+            if fingerprint:
+                bound.apply_defaults()
+                digest = hashlib.sha256(_canonical.encode(bound.arguments)).hexdigest()
         except (msgspec.EncodeError, TypeError, OverflowError) as exc:
             raise ArgumentsError(f"not JSON-encodable: {exc}") from None
         except msgspec.ValidationError as exc:
             raise ArgumentsError(str(exc)) from None
+        return EncodedCall(args=encoded_args, kwargs=encoded_kwargs, fingerprint=digest)
 
     def decode(self, args: bytes, kwargs: bytes) -> tuple[list[Any], dict[str, Any]]:
         """Typed positional and keyword arguments for the handler."""

@@ -39,6 +39,12 @@ class Executors:
         self._threads: ThreadPoolExecutor | None = None
         self._processes: ProcessPool | None = None
 
+    async def prestart_processes(self) -> None:
+        """Start the process pool ahead of the first process task."""
+        if self._processes is None:
+            self._processes = ProcessPool(self._process_pool_size, self._on_extend)
+        await self._processes.prestart()
+
     async def run(self, task: Task[..., Any], job: JobRow, ctx: JobContext) -> bytes:
         if task.executor == "process":
             if self._processes is None:

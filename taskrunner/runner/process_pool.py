@@ -90,7 +90,6 @@ class ProcessPool:
         self._mp = multiprocessing.get_context("spawn")
         self._on_extend = on_extend
         self._idle: list[_Child] = []
-        self._started = 0
         self._slots = asyncio.Semaphore(self.size)
         self._waiters = ThreadPoolExecutor(self.size, thread_name_prefix="taskrunner-process-wait")
 
@@ -150,6 +149,15 @@ class ProcessPool:
             if isinstance(error, BaseException):
                 raise error
         raise RemoteError(type_name, message, remote_tb)
+
+    async def prestart(self) -> None:
+        """Start every child now, so the first jobs do not pay for process start-up."""
+        loop = asyncio.get_running_loop()
+        missing = self.size - len(self._idle)
+        children = await asyncio.gather(
+            *(loop.run_in_executor(None, _Child, self._mp) for _ in range(max(0, missing)))
+        )
+        self._idle.extend(children)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()

@@ -290,7 +290,7 @@ class TaskRunner:
         index: int | None,
     ) -> NewJob:
         try:
-            call = task.codec.encode(args, kwargs)
+            call = task.codec.encode(args, kwargs, fingerprint=idempotency_key is not None)
         except ArgumentsError as exc:
             raise InvalidArguments(task.name, str(exc), index=index) from None
         if idempotency_key is not None and (
@@ -307,7 +307,7 @@ class TaskRunner:
             delay=options.delay,
             max_attempts=options.max_attempts,
             idempotency_key=idempotency_key,
-            fingerprint=call.fingerprint,
+            fingerprint=call.fingerprint or None,
             request_id=options.request_id or current_request_id() or new_request_id(),
         )
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import tenacity
 
-from taskrunner.db import connect
+from taskrunner.db import CLAIM_SESSION_SETTINGS, connect
 from taskrunner.errors import DatabaseError
-from taskrunner.queue import AckResult, Completion, Failure, JobRow, Lease, Listener
+from taskrunner.queue import AckResult, Completion, Failure, JobQueue, JobRow, Lease, Listener
 from taskrunner.runner.buffers import BatchBuffer
 from taskrunner.runner.codec import ArgumentsError
 from taskrunner.runner.context import JobContext
@@ -83,6 +83,7 @@ class Worker:
         self._keeper: LeaseKeeper | None = None
         self._executors: Executors | None = None
         self._listener: Listener | None = None
+        self._claimer: JobQueue | None = None  # the queue on a connection of its own
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -109,6 +110,8 @@ class Worker:
         self._executors = Executors(
             self.settings.concurrency, self._keeper.extend_now, self.settings.process_pool_size
         )
+        if any(task.executor == "process" for task in self.tasks.values()):
+            await self._executors.prestart_processes()
         signals = self._install_signal_handlers(loop)
         maintenance = asyncio.create_task(self._maintenance_loop(), name="taskrunner-maintenance")
         log.info(
@@ -156,7 +159,8 @@ class Worker:
             claimed: list[JobRow] = []
             try:
                 if free > 0:
-                    claimed = await self.queue.claim(
+                    claimer = await self._claim_queue()
+                    claimed = await claimer.claim(
                         self.task_names,
                         limit=free,
                         owner=self.owner,
@@ -180,6 +184,14 @@ class Worker:
                 await asyncio.sleep(0)  # there may be more: claim again once slots free up
                 continue
             await self._sleep_unless_stopping(self.settings.poll_interval)
+
+    async def _claim_queue(self) -> JobQueue:
+        """Claims go through a connection of their own, set up for the claim plan, and
+        without a pool round of acquire and release per claim."""
+        if self._claimer is None or self._claimer.db.is_closed():
+            conn = await connect(self.runner.target, server_settings=CLAIM_SESSION_SETTINGS)
+            self._claimer = JobQueue(conn, self.runner.schema)
+        return self._claimer
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -240,7 +252,8 @@ class Worker:
         finally:
             if self.running.get(job.id) is execution:
                 del self.running[job.id]
-            self._wakeup.set()
+            if len(self.running) == self.settings.concurrency - 1:
+                self._wakeup.set()  # we were full: a slot is free to claim into
 
     def _fail(self, execution: Execution, exc: Exception, *, retry_in: float | None) -> None:
         job = execution.job
@@ -334,7 +347,8 @@ class Worker:
             if acked is not None and acked.lease == lease:
                 del self._acking[lease.job_id]
             self._keeper.drop(lease)
-        self._wakeup.set()
+        if self.settings.stop_when_idle or "queued" in result.applied.values():
+            self._wakeup.set()  # a retry may be due now, or idleness is to be checked
 
     # ---- notifications and maintenance --------------------------------------------
 
@@ -425,6 +439,8 @@ class Worker:
             await self._listener.conn.close()
         if self._executors is not None:
             await self._executors.close()
+        if self._claimer is not None and not self._claimer.db.is_closed():
+            await self._claimer.db.close()
 
 
 def _backoff_delay(wait: Any, attempt: int) -> float:

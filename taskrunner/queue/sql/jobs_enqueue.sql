@@ -43,3 +43,18 @@ SET idempotency_key = NULL
 WHERE id = ANY($1::bigint[])
   AND finished_at IS NOT NULL
   AND finished_at <= now() - make_interval(secs => $2::float8);
+
+-- name: insert_many
+-- The fast path for batches without idempotency keys: nothing can conflict, so no ids
+-- are drawn ahead and no holders are looked up. Rows come back in input order.
+INSERT INTO /*schema*/jobs AS j (task, queue, args, kwargs, priority, run_at,
+                                 max_attempts, request_id)
+SELECT task, queue, args::jsonb, kwargs::jsonb, priority,
+       coalesce(run_at, now() + make_interval(secs => delay)), max_attempts, request_id
+FROM unnest(
+    $1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[],
+    $7::float8[], $8::int[], $9::text[]
+) WITH ORDINALITY AS t(task, queue, args, kwargs, priority, run_at, delay, max_attempts,
+                      request_id, ord)
+ORDER BY ord
+RETURNING j.*;

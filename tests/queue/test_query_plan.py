@@ -1,0 +1,78 @@
+"""The claim query reads the partial claim index, so its cost does not grow with history."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from taskrunner.queue.statements import statements_for
+
+FINISHED_ROWS = 20_000
+QUEUED_ROWS = 1_000
+
+
+def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def claim_cte(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan node of the claim's inner select (the CTE "picked")."""
+    (cte,) = [n for n in nodes(plan) if n.get("Subplan Name") == "CTE picked"]
+    return cte
+
+
+@pytest.fixture
+async def long_history(pool: asyncpg.Pool, schema: str) -> str:
+    """20,000 succeeded jobs and 1,000 queued ones of mixed priority, analyzed."""
+    await pool.execute(
+        f'INSERT INTO "{schema}".jobs (task, status, run_at, started_at, finished_at) '
+        "SELECT 't', 'succeeded', now() - interval '2 hours', now() - interval '1 hour', "
+        "now() - interval '1 hour' FROM generate_series(1, $1)",
+        FINISHED_ROWS,
+    )
+    await pool.execute(
+        f'INSERT INTO "{schema}".jobs (task, priority, run_at) '
+        "SELECT 't', i % 3, now() - make_interval(secs => i) FROM generate_series(1, $1) AS i",
+        QUEUED_ROWS,
+    )
+    await pool.execute(f'ANALYZE "{schema}".jobs')
+    return schema
+
+
+async def explain_claim(
+    conn: asyncpg.Connection, sql: str, queues: list[str] | None, plan_cache_mode: str
+) -> dict[str, Any]:
+    """EXPLAIN the claim as a prepared statement executes it, under `plan_cache_mode`."""
+    async with conn.transaction():
+        await conn.execute(f"SET LOCAL plan_cache_mode = {plan_cache_mode}")
+        await conn.execute(f"PREPARE claim_probe AS {sql}")
+        try:
+            queues_literal = "NULL" if queues is None else "'{" + ",".join(queues) + "}'"
+            raw = await conn.fetchval(
+                "EXPLAIN (FORMAT JSON) "
+                f"EXECUTE claim_probe('{{t}}', {queues_literal}, 10, '{{30}}', 'worker')"
+            )
+        finally:
+            await conn.execute("DEALLOCATE claim_probe")
+    (explained,) = json.loads(raw)
+    return explained["Plan"]
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("queues", [None, ["default"]], ids=["any-queue", "named-queue"])
+async def test_claiming_from_a_long_history_reads_the_claim_index_not_the_table(
+    pool: asyncpg.Pool, long_history: str, plan_cache_mode: str, queues: list[str] | None
+):
+    sql = statements_for(long_history)["claim_batch"]
+    async with pool.acquire() as conn:
+        plan = await explain_claim(conn, sql, queues, plan_cache_mode)
+
+    inner = list(nodes(claim_cte(plan)))
+    assert any(n.get("Index Name") == "jobs_claim_order" for n in inner), json.dumps(inner)
+    assert not any(n["Node Type"] == "Seq Scan" for n in nodes(plan)), json.dumps(plan)
