@@ -20,7 +20,7 @@ from worker_helpers import (
 )
 
 from taskrunner import JobStatus, TaskRunner, current_job
-from taskrunner.queue import NewJob
+from taskrunner.queue import JobQueue, NewJob
 
 
 @pytest.fixture
@@ -56,14 +56,14 @@ async def test_a_worker_never_runs_more_jobs_at_once_than_its_concurrency(
         return i
 
     limits: list[tuple[int, int]] = []
-    real_claim = tr.job_queue.claim
+    real_claim = JobQueue.claim
 
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        claimed = await real_claim(*args, **kwargs)
+    async def spy(self: JobQueue, *args: Any, **kwargs: Any) -> Any:
+        claimed = await real_claim(self, *args, **kwargs)
         limits.append((kwargs["limit"], len(claimed)))
         return claimed
 
-    monkeypatch.setattr(tr.job_queue, "claim", spy)
+    monkeypatch.setattr(JobQueue, "claim", spy)  # the worker claims on a queue of its own
     await tr.enqueue_many(slowish, list(range(10)))
 
     await run_until_idle(tr, concurrency=4)
