@@ -30,6 +30,7 @@ class JobStatus(enum.StrEnum):
 
 
 FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+_STATUS_BY_VALUE = {status.value: status for status in JobStatus}  # faster than JobStatus(v)
 
 _json = msgspec.json.Decoder()
 
@@ -62,7 +63,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
             id=row.id,
             task=row.task,
             queue=row.queue,
-            status=JobStatus(row.status),
+            status=_STATUS_BY_VALUE[row.status],
             args=_json.decode(row.args),
             kwargs=_json.decode(row.kwargs),
             priority=row.priority,

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 import asyncpg
+import msgspec
 
 from taskrunner.db.identifiers import validate_schema
 from taskrunner.errors import ConnectError, DatabaseError, IdempotencyConflict
@@ -90,6 +91,49 @@ def job_row(record: Mapping[str, Any]) -> JobRow:
         if isinstance(values[name], str):
             values[name] = values[name].encode()
     return JobRow(**values)
+
+
+class _InsertRow(msgspec.Struct):
+    ord: int
+    task: str
+    queue: str
+    args: msgspec.Raw
+    kwargs: msgspec.Raw
+    priority: int
+    run_at: datetime | None
+    delay: float
+    max_attempts: int
+    request_id: str | None
+
+
+_rows_encoder = msgspec.json.Encoder()
+
+
+def _inserted_row(job: NewJob, row: Mapping[str, Any]) -> JobRow:
+    return JobRow(
+        id=row["id"],
+        task=job.task,
+        queue=job.queue,
+        status="queued",
+        args=job.args,
+        kwargs=job.kwargs,
+        priority=job.priority,
+        run_at=row["run_at"],
+        attempts=0,
+        max_attempts=job.max_attempts,
+        idempotency_key=None,
+        fingerprint=None,
+        request_id=job.request_id,
+        lease_id=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        cancel_requested=False,
+        last_error=None,
+        result=None,
+        created_at=row["created_at"],
+        started_at=None,
+        finished_at=None,
+    )
 
 
 def default_fingerprint(job: NewJob) -> str:
@@ -168,25 +212,34 @@ class JobQueue:
     async def _insert_many(
         self, jobs: Sequence[NewJob], connection: asyncpg.Connection | None
     ) -> list[EnqueueResult]:
-        """No keys, no conflicts: one INSERT, rows back in input order."""
+        """No keys, no conflicts: one INSERT; the rows are rebuilt from what was sent plus
+        what the database decided (id, run_at, created_at)."""
         db = connection if connection is not None else self.db
-        rows = await db.fetch(
-            self.sql["insert_many"],
-            [j.task for j in jobs],
-            [j.queue for j in jobs],
-            [j.args.decode() for j in jobs],
-            [j.kwargs.decode() for j in jobs],
-            [j.priority for j in jobs],
-            [j.run_at for j in jobs],
-            [j.delay for j in jobs],
-            [j.max_attempts for j in jobs],
-            [j.request_id for j in jobs],
+        document = _rows_encoder.encode(
+            [
+                _InsertRow(
+                    ord=index,
+                    task=j.task,
+                    queue=j.queue,
+                    args=msgspec.Raw(j.args),
+                    kwargs=msgspec.Raw(j.kwargs),
+                    priority=j.priority,
+                    run_at=j.run_at,
+                    delay=j.delay,
+                    max_attempts=j.max_attempts,
+                    request_id=j.request_id,
+                )
+                for index, j in enumerate(jobs)
+            ]
         )
+        rows = await db.fetch(self.sql["insert_many"], document.decode())
         if len(rows) != len(jobs):  # cannot happen without ON CONFLICT; never guess
             raise DatabaseError(f"inserted {len(rows)} rows for {len(jobs)} jobs")
-        # Ids are drawn in insertion order, which follows the input order.
-        rows = sorted(rows, key=lambda r: r["id"])
-        return [EnqueueResult(job=job_row(r), deduplicated=False) for r in rows]
+        rows = sorted(rows, key=lambda r: r["id"])  # ids are drawn in input order
+        return [
+            EnqueueResult(job=_inserted_row(job, row), deduplicated=False)
+            for job, row in zip(jobs, rows, strict=True)
+        ]
 
     @staticmethod
     def _dedupe_batch(

@@ -58,6 +58,29 @@ class SignatureCodec:
             forbid_unknown_fields=True,
         )
         self._decoder = msgspec.json.Decoder(self._struct)
+        # Plain "def f(a, b=1)" signatures (the common case) skip inspect's bind.
+        params = list(self.signature.parameters.values())
+        simple = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+        self._names: tuple[str, ...] | None = tuple(p.name for p in params) if simple else None
+        self._required = tuple(p.name for p in params if p.default is p.empty)
+        self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
+
+    def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call as {parameter: value}, without defaults; TypeError like bind's."""
+        names = self._names
+        if names is None or len(args) > len(names):
+            return dict(self.signature.bind(*args, **kwargs).arguments)
+        arguments = dict(zip(names, args, strict=False))
+        for name, value in kwargs.items():
+            if name in arguments:
+                raise TypeError(f"multiple values for argument {name!r}")
+            if name not in self._defaults and name not in self._required:
+                raise TypeError(f"got an unexpected keyword argument {name!r}")
+            arguments[name] = value
+        for name in self._required:
+            if name not in arguments:
+                raise TypeError(f"missing a required argument: {name!r}")
+        return arguments
 
     def encode(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], *, fingerprint: bool = True
@@ -65,17 +88,17 @@ class SignatureCodec:
         """Check the call against the signature and the hints; encode it. The fingerprint
         (for idempotency keys) is computed only when asked for."""
         try:
-            bound = self.signature.bind(*args, **kwargs)
+            arguments = self._arguments(args, kwargs)
         except TypeError as exc:
             raise ArgumentsError(str(exc)) from None
         try:
             encoded_args = _encoder.encode(args)
             encoded_kwargs = _encoder.encode(kwargs)
-            msgspec.convert(bound.arguments, self._struct)  # the types the handler gets
+            msgspec.convert(arguments, self._struct)  # the types the handler gets
             digest = ""
-            if fingerprint:
-                bound.apply_defaults()
-                digest = hashlib.sha256(_canonical.encode(bound.arguments)).hexdigest()
+            if fingerprint:  # the same call with defaults applied, keys sorted
+                complete = {**self._defaults, **arguments}
+                digest = hashlib.sha256(_canonical.encode(complete)).hexdigest()
         except (msgspec.EncodeError, TypeError, OverflowError) as exc:
             raise ArgumentsError(f"not JSON-encodable: {exc}") from None
         except msgspec.ValidationError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -15,7 +15,8 @@ _current_job: ContextVar[JobContext | None] = ContextVar("taskrunner_current_job
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (the shape of a uuid4's hex, at a fraction of the cost)."""
+    return os.urandom(16).hex()
 
 
 def current_request_id() -> str | None:

@@ -262,6 +262,7 @@ class TaskRunner:
                 f"idempotency_keys has {len(idempotency_keys)} keys for {len(call_list)} calls"
             )
         options = _Options.build(found, request_id, delay, run_at, priority, queue, max_attempts)
+        options.request_id = options.request_id or current_request_id() or new_request_id()
         new_jobs = []
         args: tuple[Any, ...]
         kwargs: dict[str, Any]

@@ -1,4 +1,4 @@
-"""taskrunner through its public API only (/work/shared/API.md): nothing from its internals.
+"""taskrunner through its public API only (the documented API): nothing from its internals.
 
 * schema: ``TaskRunner(dsn, auto_migrate=True)`` migrates on ``open()``;
 * producer: ``runner.enqueue(task, *args)`` for one job, ``runner.enqueue_many(task,
