@@ -110,10 +110,11 @@ class SignatureCodec:
         raw_args = _generic.decode(args)
         raw_kwargs = _generic.decode(kwargs)
         try:
-            bound = self.signature.bind(*raw_args, **raw_kwargs)
-            typed = msgspec.convert(bound.arguments, self._struct)
+            typed = msgspec.convert(self._arguments(tuple(raw_args), raw_kwargs), self._struct)
         except (TypeError, msgspec.ValidationError) as exc:
             raise ArgumentsError(f"stored arguments no longer fit the signature: {exc}") from None
+        if self._names is not None:  # plain signature: everything positional, in order
+            return [getattr(typed, name) for name in self._names], {}
         positional: list[Any] = []
         keywords: dict[str, Any] = {}
         for param in self.signature.parameters.values():

@@ -60,6 +60,8 @@ class Executors:
         task: Task[..., Any], args: list[Any], kwargs: dict[str, Any], ctx: JobContext
     ) -> bytes:
         with running_job(ctx):
+            if task.timeout is None:
+                return encode_result(await task.func(*args, **kwargs))
             deadline = asyncio.timeout(task.timeout)
             try:
                 async with deadline:
