@@ -47,6 +47,9 @@ class BatchBuffer(Generic[T]):
 
     async def _flush_later(self, delay: float) -> None:
         await asyncio.sleep(delay)
+        await self._flush_until_empty()
+
+    async def _flush_until_empty(self) -> None:
         while self._items:
             try:
                 await self.flush()
@@ -69,9 +72,4 @@ class BatchBuffer(Generic[T]):
         """Flush until empty, retrying failures."""
         if self._timer is not None and not self._timer.done():
             await self._timer
-        while self._items:
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("writing a batch failed; retrying in %.1fs", self.retry_delay)
-                await asyncio.sleep(self.retry_delay)
+        await self._flush_until_empty()

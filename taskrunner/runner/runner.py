@@ -135,19 +135,16 @@ class TaskRunner:
 
     @property
     def target(self) -> ResolvedDsn:
+        """Where the runner connects (resolved when it opened)."""
         if self._target is None:
-            raise TaskRunnerError(
-                "the runner is not open: use `async with runner:` or `await runner.open()`"
-            )
+            raise _not_open()
         return self._target
 
     @property
     def job_queue(self) -> JobQueue:
         """The bare queue under this runner (open runners only)."""
         if self._queue is None:
-            raise TaskRunnerError(
-                "the runner is not open: use `async with runner:` or `await runner.open()`"
-            )
+            raise _not_open()
         return self._queue
 
     @property
@@ -405,6 +402,12 @@ class TaskRunner:
         finally:
             if opened_here:
                 await self.close()
+
+
+def _not_open() -> TaskRunnerError:
+    return TaskRunnerError(
+        "the runner is not open: use `async with runner:` or `await runner.open()`"
+    )
 
 
 class _Options:
