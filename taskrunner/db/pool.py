@@ -62,8 +62,11 @@ async def connect(
     *,
     timeout: float = CONNECT_TIMEOUT,
     server_settings: dict[str, str] | None = None,
+    raw_jsonb: bool = True,
 ) -> asyncpg.Connection:
-    """One connection (for LISTEN, claims, migrations, lease renewal), with the jsonb codec."""
+    """One connection (for LISTEN, claims, acks, migrations, lease renewal). With
+    `raw_jsonb=False` jsonb keeps asyncpg's C text codec (str values, no Python call per
+    value), which the worker's hot-path connections prefer; the queue accepts both."""
     try:
         conn = await asyncio.wait_for(
             asyncpg.connect(target.dsn, timeout=timeout, server_settings=server_settings),
@@ -71,7 +74,8 @@ async def connect(
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise _connect_error(target, exc) from exc
-    await init_connection(conn)
+    if raw_jsonb:
+        await init_connection(conn)
     return conn
 
 

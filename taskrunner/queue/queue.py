@@ -360,7 +360,8 @@ class JobQueue:
             self.sql["complete_many"],
             [c.lease.job_id for c in completions],
             [c.lease.lease_id for c in completions],
-            [c.result for c in completions],
+            # as text: encoded in C by any jsonb codec, ours or the driver's default
+            [c.result.decode() if c.result is not None else None for c in completions],
         )
         return self._ack_result([c.lease for c in completions], rows)
 

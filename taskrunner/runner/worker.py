@@ -83,7 +83,9 @@ class Worker:
         self._keeper: LeaseKeeper | None = None
         self._executors: Executors | None = None
         self._listener: Listener | None = None
-        self._claimer: JobQueue | None = None  # the queue on a connection of its own
+        self._claimer: JobQueue | None = None  # claims, on a connection of their own
+        self._acker: JobQueue | None = None  # acks, likewise
+        self._ack_lock = asyncio.Lock()  # completions and failures share that connection
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -189,9 +191,18 @@ class Worker:
         """Claims go through a connection of their own, set up for the claim plan, and
         without a pool round of acquire and release per claim."""
         if self._claimer is None or self._claimer.db.is_closed():
-            conn = await connect(self.runner.target, server_settings=CLAIM_SESSION_SETTINGS)
+            conn = await connect(
+                self.runner.target, server_settings=CLAIM_SESSION_SETTINGS, raw_jsonb=False
+            )
             self._claimer = JobQueue(conn, self.runner.schema)
         return self._claimer
+
+    async def _ack_queue(self) -> JobQueue:
+        """Acks go through a connection of their own too; callers hold `_ack_lock`."""
+        if self._acker is None or self._acker.db.is_closed():
+            conn = await connect(self.runner.target, raw_jsonb=False)
+            self._acker = JobQueue(conn, self.runner.schema)
+        return self._acker
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -325,11 +336,13 @@ class Worker:
         self._keeper.finishing(job.lease)
 
     async def _write_completions(self, batch: list[Completion]) -> None:
-        result = await self.queue.complete_many(batch)
+        async with self._ack_lock:
+            result = await (await self._ack_queue()).complete_many(batch)
         self._acked("completion", [c.lease for c in batch], result)
 
     async def _write_failures(self, batch: list[Failure]) -> None:
-        result = await self.queue.fail_many(batch)
+        async with self._ack_lock:
+            result = await (await self._ack_queue()).fail_many(batch)
         self._acked("failure", [f.lease for f in batch], result)
 
     def _acked(self, kind: str, leases: Sequence[Lease], result: AckResult) -> None:
@@ -439,8 +452,9 @@ class Worker:
             await self._listener.conn.close()
         if self._executors is not None:
             await self._executors.close()
-        if self._claimer is not None and not self._claimer.db.is_closed():
-            await self._claimer.db.close()
+        for own in (self._claimer, self._acker):
+            if own is not None and not own.db.is_closed():
+                await own.db.close()
 
 
 def _backoff_delay(wait: Any, attempt: int) -> float:
