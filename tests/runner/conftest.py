@@ -123,3 +123,12 @@ def count_jobs(runner: TaskRunner) -> Callable[[], Awaitable[int]]:
         return await _count_rows(runner)
 
     return count
+
+
+@pytest.fixture
+async def tr(pg_dsn: str, schema: str) -> AsyncIterator[TaskRunner]:
+    """An open runner on this test's migrated schema (worker-side tests)."""
+    from worker_helpers import open_runner
+
+    async with open_runner(pg_dsn, schema) as runner:
+        yield runner

@@ -7,7 +7,6 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from worker_helpers import (
     background_worker,
     eventually,
     max_loop_lag,
-    open_runner,
     run_until_idle,
 )
 
@@ -32,12 +30,6 @@ from taskrunner import (
 )
 
 FAST_RETRY = Retry(max_attempts=3, wait=tenacity.wait_fixed(0.01))
-
-
-@pytest.fixture
-async def tr(pg_dsn: str, schema: str) -> AsyncIterator[TaskRunner]:
-    async with open_runner(pg_dsn, schema) as runner:
-        yield runner
 
 
 def context_fields() -> dict[str, Any]:

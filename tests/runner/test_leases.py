@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,12 +24,6 @@ from worker_helpers import (
 from taskrunner import JobStatus, TaskRunner, current_job
 from taskrunner.db import ResolvedDsn
 from taskrunner.queue import JobQueue
-
-
-@pytest.fixture
-async def tr(pg_dsn: str, schema: str) -> AsyncIterator[TaskRunner]:
-    async with open_runner(pg_dsn, schema) as runner:
-        yield runner
 
 
 async def test_a_lease_is_renewed_while_a_handler_runs_longer_than_it(pg_dsn: str, schema: str):

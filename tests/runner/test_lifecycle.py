@@ -7,7 +7,6 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import process_tasks
@@ -15,18 +14,11 @@ import pytest
 from worker_helpers import (
     background_worker,
     eventually,
-    open_runner,
     row,
     run_until_idle,
 )
 
 from taskrunner import JobCancelled, JobFailed, JobStatus, PermanentFailure, TaskRunner
-
-
-@pytest.fixture
-async def tr(pg_dsn: str, schema: str) -> AsyncIterator[TaskRunner]:
-    async with open_runner(pg_dsn, schema) as runner:
-        yield runner
 
 
 async def test_get_job_returns_none_for_an_unknown_id(tr: TaskRunner):

@@ -5,27 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import process_tasks
-import pytest
 import tenacity
 from worker_helpers import (
     background_worker,
     db_now,
-    open_runner,
     row,
     run_until_idle,
 )
 
 from taskrunner import JobStatus, PermanentFailure, Retry, RetryLater, TaskRunner, current_job
-
-
-@pytest.fixture
-async def tr(pg_dsn: str, schema: str) -> AsyncIterator[TaskRunner]:
-    async with open_runner(pg_dsn, schema) as runner:
-        yield runner
 
 
 def attempt() -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import process_tasks
@@ -14,17 +13,10 @@ import pytest
 from worker_helpers import (
     background_worker,
     eventually,
-    open_runner,
     row,
 )
 
 from taskrunner import TaskRunner
-
-
-@pytest.fixture
-async def tr(pg_dsn: str, schema: str) -> AsyncIterator[TaskRunner]:
-    async with open_runner(pg_dsn, schema) as runner:
-        yield runner
 
 
 async def test_a_stop_request_lets_the_running_job_finish_and_leaves_queued_jobs_queued(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -21,12 +20,6 @@ from worker_helpers import (
 
 from taskrunner import JobStatus, TaskRunner, current_job
 from taskrunner.queue import JobQueue, NewJob
-
-
-@pytest.fixture
-async def tr(pg_dsn: str, schema: str) -> AsyncIterator[TaskRunner]:
-    async with open_runner(pg_dsn, schema) as runner:
-        yield runner
 
 
 async def test_a_worker_claims_only_the_tasks_it_has_registered(tr: TaskRunner):
