@@ -14,6 +14,8 @@ system's own SIGTERM handling stops it gracefully (finish what runs, ack, exit).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import signal
 import sys
@@ -98,3 +100,31 @@ if __name__ == "__main__":  # pragma: no cover - manual check
     t0 = time.perf_counter()
     spin(iters)
     sys.stdout.write(f"{iters} iterations: {(time.perf_counter() - t0) * 1000:.1f} ms\n")
+
+
+# -- the handlers of the systems without a process executor of their own ----------------
+
+_POOL: concurrent.futures.ProcessPoolExecutor | None = None
+
+
+def process_pool() -> concurrent.futures.ProcessPoolExecutor:
+    """One pool per worker process, as wide as the machine (started on first use)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 1)
+    return _POOL
+
+
+def shutdown_process_pool() -> None:
+    if _POOL is not None:
+        _POOL.shutdown()
+
+
+async def noop(seq: int, t: float) -> None:
+    hit(seq, t)
+
+
+async def burn_in_pool(seq: int, t: float, iters: int) -> None:
+    """The CPU job from an async handler: awaited in the process pool."""
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(process_pool(), burn, seq, t, iters)

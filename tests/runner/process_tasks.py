@@ -25,8 +25,8 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-@runner.task(executor="process")
-def job_context() -> dict[str, Any]:
+def context_fields() -> dict[str, Any]:
+    """What `current_job()` tells a handler, in any executor."""
     ctx = current_job()
     assert ctx is not None
     return {
@@ -36,8 +36,12 @@ def job_context() -> dict[str, Any]:
         "attempt": ctx.attempt,
         "max_attempts": ctx.max_attempts,
         "request_id": ctx.request_id,
-        "pid": os.getpid(),
     }
+
+
+@runner.task(executor="process")
+def job_context() -> dict[str, Any]:
+    return {**context_fields(), "pid": os.getpid()}
 
 
 @runner.task(executor="process")

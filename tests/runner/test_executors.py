@@ -32,19 +32,6 @@ from taskrunner import (
 FAST_RETRY = Retry(max_attempts=3, wait=tenacity.wait_fixed(0.01))
 
 
-def context_fields() -> dict[str, Any]:
-    ctx = current_job()
-    assert ctx is not None
-    return {
-        "job_id": ctx.job_id,
-        "task": ctx.task,
-        "queue": ctx.queue,
-        "attempt": ctx.attempt,
-        "max_attempts": ctx.max_attempts,
-        "request_id": ctx.request_id,
-    }
-
-
 def pid_is_gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -107,13 +94,13 @@ async def test_current_job_describes_the_running_job_in_every_executor(
     if executor == "async":
 
         async def ctx_async() -> dict[str, Any]:
-            return context_fields()
+            return process_tasks.context_fields()
 
         task = tr.task(name="ctx.async", queue="ctxq", max_attempts=4)(ctx_async)
     elif executor == "thread":
 
         def ctx_thread() -> dict[str, Any]:
-            return context_fields()
+            return process_tasks.context_fields()
 
         task = tr.task(name="ctx.thread", queue="ctxq", max_attempts=4)(ctx_thread)
     else:

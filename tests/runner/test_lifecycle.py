@@ -13,6 +13,7 @@ import process_tasks
 import pytest
 from worker_helpers import (
     background_worker,
+    endless_task,
     eventually,
     row,
     run_until_idle,
@@ -127,19 +128,10 @@ async def test_cancelling_a_finished_job_returns_false_and_changes_nothing(tr: T
 async def test_cancelling_a_running_async_job_cancels_its_handler_and_ends_it_cancelled(
     tr: TaskRunner,
 ):
-    started = asyncio.Event()
-    saw_cancel = asyncio.Event()
+    endless = endless_task(tr)
+    started, saw_cancel = endless.started, endless.cancelled
 
-    @tr.task
-    async def endless() -> None:
-        started.set()
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            saw_cancel.set()
-            raise
-
-    job = await endless.enqueue()
+    job = await endless.task.enqueue()
     async with background_worker(tr):
         await asyncio.wait_for(started.wait(), 10)
         assert await tr.cancel(job.id) is True

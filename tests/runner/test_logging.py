@@ -7,11 +7,12 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 import tenacity
 
-from taskrunner import PermanentFailure, Retry, TaskRunner
+from taskrunner import PermanentFailure, Retry, Task, TaskRunner
 from taskrunner.queue import Completion
 
 Work = Callable[..., Awaitable[None]]
@@ -70,10 +71,8 @@ async def test_the_runner_logs_through_the_taskrunner_logger(
     assert all(r.name.split(".")[0] == "taskrunner" for r in taskrunner_log)
 
 
-async def test_a_failed_attempts_warning_carries_job_id_task_and_request_id(
-    runner: TaskRunner, work: Work, caplog: pytest.LogCaptureFixture
-):
-    caplog.set_level(logging.DEBUG, logger="taskrunner")
+def fails_once(runner: TaskRunner) -> Task[..., Any]:
+    """A task whose first attempt raises and whose second succeeds."""
     calls: list[int] = []
 
     @runner.task(retry=FAST_RETRY)
@@ -81,6 +80,15 @@ async def test_a_failed_attempts_warning_carries_job_id_task_and_request_id(
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("first attempt fails")
+
+    return flaky
+
+
+async def test_a_failed_attempts_warning_carries_job_id_task_and_request_id(
+    runner: TaskRunner, work: Work, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG, logger="taskrunner")
+    flaky = fails_once(runner)
 
     job = await flaky.enqueue(request_id="req-log")
     await work()
@@ -109,13 +117,7 @@ async def test_every_record_of_a_job_run_carries_its_ids(
     runner: TaskRunner, work: Work, caplog: pytest.LogCaptureFixture
 ):
     caplog.set_level(logging.DEBUG, logger="taskrunner")
-    calls: list[int] = []
-
-    @runner.task(retry=FAST_RETRY)
-    async def flaky() -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("first attempt fails")
+    flaky = fails_once(runner)
 
     job = await flaky.enqueue(request_id="req-all")
     await work()

@@ -12,6 +12,7 @@ import process_tasks
 import pytest
 from worker_helpers import (
     background_worker,
+    endless_task,
     eventually,
     row,
 )
@@ -53,19 +54,10 @@ async def test_a_stop_request_lets_the_running_job_finish_and_leaves_queued_jobs
 async def test_a_job_still_running_at_the_shutdown_timeout_is_cancelled_and_handed_back(
     tr: TaskRunner,
 ):
-    started = asyncio.Event()
-    cancelled = asyncio.Event()
+    endless = endless_task(tr)
+    started, cancelled = endless.started, endless.cancelled
 
-    @tr.task
-    async def endless() -> None:
-        started.set()
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    job = await endless.enqueue()
+    job = await endless.task.enqueue()
 
     async with background_worker(tr, concurrency=1, shutdown_timeout=0.3) as bg:
         await asyncio.wait_for(started.wait(), 10)

@@ -189,3 +189,28 @@ async def max_loop_lag(until: asyncio.Future[Any] | asyncio.Task[Any], tick: flo
         await asyncio.sleep(tick)
         worst = max(worst, loop.time() - before - tick)
     return worst
+
+
+@dataclass
+class Endless:
+    """A task that runs until cancelled, with events for its start and its cancellation."""
+
+    task: Any
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def endless_task(runner: TaskRunner) -> Endless:
+    endless = Endless(task=None)
+
+    @runner.task
+    async def endless_handler() -> None:
+        endless.started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            endless.cancelled.set()
+            raise
+
+    endless.task = endless_handler
+    return endless

@@ -16,7 +16,6 @@ round trips, which is what the other systems are compared against.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import logging
 import os
@@ -76,26 +75,10 @@ ACK = "DELETE FROM bench_jobs WHERE id = ANY($1::bigint[])"
 
 # -- handlers --------------------------------------------------------------------------
 
-_POOL: concurrent.futures.ProcessPoolExecutor | None = None
-
-
-def _process_pool() -> concurrent.futures.ProcessPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 1)
-    return _POOL
-
-
-async def noop(seq: int, t: float) -> None:
-    record.hit(seq, t)
-
-
-async def burn(seq: int, t: float, iters: int) -> None:
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(_process_pool(), record.burn, seq, t, iters)
-
-
-HANDLERS: dict[str, Callable[..., Awaitable[None]]] = {"noop": noop, "burn": burn}
+HANDLERS: dict[str, Callable[..., Awaitable[None]]] = {
+    "noop": record.noop,
+    "burn": record.burn_in_pool,
+}
 
 
 # -- worker ----------------------------------------------------------------------------
@@ -196,8 +179,7 @@ class _Worker:
             await listen_conn.close()
             await claim_conn.close()
             await ack_conn.close()
-            if _POOL is not None:
-                _POOL.shutdown()
+            record.shutdown_process_pool()
 
 
 # -- adapter ---------------------------------------------------------------------------

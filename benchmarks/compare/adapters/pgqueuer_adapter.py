@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import json
 import os
@@ -35,15 +33,6 @@ from benchmarks.compare import record
 from benchmarks.compare.adapters.base import Adapter, Args, Task
 
 DEQUEUE_TIMEOUT = timedelta(seconds=30)  # pgq run's default
-
-_POOL: concurrent.futures.ProcessPoolExecutor | None = None
-
-
-def _process_pool() -> concurrent.futures.ProcessPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 1)
-    return _POOL
 
 
 def _payload(args: Args) -> bytes:
@@ -134,8 +123,7 @@ class PgQueuerAdapter(Adapter):
             @pgq.entrypoint("burn")
             async def burn(job: Job) -> None:
                 seq, t, iters = json.loads(job.payload or b"[]")
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(_process_pool(), record.burn, seq, t, iters)
+                await record.burn_in_pool(seq, t, iters)
 
             record.RECORDER.ready()
             try:
@@ -153,8 +141,7 @@ class PgQueuerAdapter(Adapter):
                 mode=QueueExecutionMode.drain if drain else QueueExecutionMode.continuous,
             )
         finally:
-            if _POOL is not None:
-                _POOL.shutdown()
+            record.shutdown_process_pool()
 
 
 ADAPTER = PgQueuerAdapter

@@ -17,8 +17,6 @@ The untimed pre-fill of the big backlog goes through Procrastinate's own SQL fun
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
 from collections.abc import Sequence
 from importlib.metadata import version as _pkg_version
@@ -29,25 +27,6 @@ import procrastinate
 
 from benchmarks.compare import record
 from benchmarks.compare.adapters.base import Adapter, Args, Task
-
-_POOL: concurrent.futures.ProcessPoolExecutor | None = None
-
-
-def _process_pool() -> concurrent.futures.ProcessPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 1)
-    return _POOL
-
-
-async def noop(seq: int, t: float) -> None:
-    record.hit(seq, t)
-
-
-async def burn(seq: int, t: float, iters: int) -> None:
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(_process_pool(), record.burn, seq, t, iters)
-
 
 KWARGS = {"noop": ("seq", "t"), "burn": ("seq", "t", "iters")}
 
@@ -66,8 +45,8 @@ def _make_app(dsn: str, pool_size: int) -> procrastinate.App:
             conninfo=dsn, min_size=pool_size, max_size=pool_size
         )
     )
-    app.task(name="noop")(noop)
-    app.task(name="burn")(burn)
+    app.task(name="noop")(record.noop)
+    app.task(name="burn")(record.burn_in_pool)
     return app
 
 
@@ -162,8 +141,7 @@ class ProcrastinateAdapter(Adapter):
                 )
                 record.RECORDER.returned()
         finally:
-            if _POOL is not None:
-                _POOL.shutdown()
+            record.shutdown_process_pool()
 
 
 ADAPTER = ProcrastinateAdapter
