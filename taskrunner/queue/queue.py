@@ -93,6 +93,12 @@ def job_row(record: Mapping[str, Any]) -> JobRow:
     return JobRow(**values)
 
 
+def positional_job_row(record: Sequence[Any]) -> JobRow:
+    """A row whose statement returns every column in JobRow's order, JSON as bytea (the
+    claim: the hot path, about a third cheaper than by name)."""
+    return JobRow(**dict(zip(JOB_COLUMNS, record, strict=True)))
+
+
 class _InsertRow(msgspec.Struct):
     ord: int
     task: str
@@ -347,7 +353,7 @@ class JobQueue:
             leases,
             owner,
         )
-        claimed = [job_row(r) for r in rows]
+        claimed = [positional_job_row(r) for r in rows]
         claimed.sort(key=lambda j: (-j.priority, j.run_at, j.id))
         return claimed
 

@@ -76,6 +76,32 @@ async def test_every_claim_draws_a_distinct_lease_id(queue: JobQueue):
     assert len({j.lease_id for j in claimed}) == 5
 
 
+async def test_lease_ids_are_random_64_bit_numbers_not_a_sequence(queue: JobQueue):
+    """Random, so that a claim lost in a server crash can never see its id reissued."""
+    await queue.enqueue_many([NewJob(task="t") for _ in range(200)])
+    claimed = await queue.claim(["t"], limit=200, owner="w")
+    ids = sorted(j.lease_id for j in claimed if j.lease_id is not None)
+    assert len(set(ids)) == 200
+    assert ids[-1] - ids[0] > 2**60  # spread over the whole range, not counted up
+
+
+async def test_a_claimed_row_is_the_stored_row_column_for_column(queue: JobQueue):
+    await queue.enqueue(
+        NewJob(
+            task="t",
+            args=b"[1, 2]",
+            kwargs=b'{"k": "v"}',
+            queue="q",
+            priority=3,
+            max_attempts=7,
+            idempotency_key="key",
+            request_id="rid",
+        )
+    )
+    (claimed,) = await queue.claim(["t"], limit=1, owner="w", lease=60)
+    assert claimed == await queue.get(claimed.id)
+
+
 async def test_a_running_job_is_not_claimed_again(queue: JobQueue):
     await queue.enqueue(NewJob(task="t"))
     assert len(await queue.claim(["t"], limit=1, owner="a")) == 1

@@ -149,3 +149,20 @@ async def test_a_lease_expired_during_the_last_attempt_fails_the_job_on_rescue(
     ack = await queue.complete_many([Completion(lease=job.lease)])
     assert ack.lost == [job.lease]
     assert (await stored(queue, job.id)) == failed
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "status = 'succeeded'",  # finished, lease still set
+        "lease_id = NULL",  # running without a lease
+    ],
+)
+async def test_the_schema_refuses_a_lease_on_a_job_that_does_not_run_and_vice_versa(
+    queue: JobQueue, pool: asyncpg.Pool, change: str
+):
+    """Acks match on the lease alone, so this invariant is what fencing rests on."""
+    await queue.enqueue(NewJob(task="t"))
+    (job,) = await queue.claim(["t"], limit=1, owner="w")
+    with pytest.raises(asyncpg.CheckViolationError, match="jobs_lease_only_while_running"):
+        await pool.execute(f'UPDATE "{queue.schema}".jobs SET {change} WHERE id = $1', job.id)

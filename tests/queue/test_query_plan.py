@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from taskrunner.queue import JobQueue
 from taskrunner.queue.statements import statements_for
 
 FINISHED_ROWS = 20_000
@@ -75,4 +76,43 @@ async def test_claiming_from_a_long_history_reads_the_claim_index_not_the_table(
 
     inner = list(nodes(claim_cte(plan)))
     assert any(n.get("Index Name") == "jobs_claim_order" for n in inner), json.dumps(inner)
+    assert not any(n["Node Type"] == "Seq Scan" for n in nodes(plan)), json.dumps(plan)
+
+
+async def explain(conn: asyncpg.Connection, sql: str, *args: Any) -> dict[str, Any]:
+    raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
+    (explained,) = json.loads(raw)
+    return explained["Plan"]
+
+
+@pytest.mark.parametrize("batch", [16, 200])
+@pytest.mark.parametrize("statement", ["complete_many", "fail_many", "extend_leases"])
+async def test_acks_reach_their_rows_by_primary_key_with_statistics_taken_while_nothing_ran(
+    pool: asyncpg.Pool, long_history: str, statement: str, batch: int
+):
+    queue = JobQueue(pool, long_history)
+    claimed = await queue.claim(["t"], limit=batch, owner="w")
+    ids = [j.id for j in claimed]
+    leases = [j.lease_id for j in claimed]
+    extra: dict[str, tuple[Any, ...]] = {
+        "complete_many": (["null"] * batch,),
+        "fail_many": (["boom"] * batch, [None] * batch),
+        "extend_leases": ([30.0] * batch,),
+    }
+    sql = statements_for(long_history)[statement]
+    async with pool.acquire() as conn, conn.transaction():
+        plan = await explain(conn, sql, ids, leases, *extra[statement])
+
+    scans = [n for n in nodes(plan) if "Index Name" in n or n["Node Type"] == "Seq Scan"]
+    assert [n.get("Index Name") for n in scans] == ["jobs_pkey"], json.dumps(plan)
+
+
+async def test_rescuing_expired_leases_reads_the_lease_expiry_index(
+    pool: asyncpg.Pool, long_history: str
+):
+    sql = statements_for(long_history)["rescue_expired"]
+    async with pool.acquire() as conn, conn.transaction():
+        plan = await explain(conn, sql, 100)
+
+    assert any(n.get("Index Name") == "jobs_lease_expiry" for n in nodes(plan)), json.dumps(plan)
     assert not any(n["Node Type"] == "Seq Scan" for n in nodes(plan)), json.dumps(plan)

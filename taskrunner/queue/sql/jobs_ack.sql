@@ -1,6 +1,12 @@
 -- name: complete_many
 -- Finishes running jobs whose lease the caller still holds. A job whose cancel was asked
 -- ends cancelled. Rows that do not match lost their lease: the caller logs them.
+--
+-- Like every statement on a list of leases, it finds the rows by their ids as an array,
+-- so that the primary key is the access path whatever the statistics say, and it names
+-- no status: a lease id is set exactly while the job runs (a constraint since 0002), and
+-- a status condition would only let statistics taken while nothing ran estimate one
+-- matching row, and plan a join that grows with the square of the batch.
 UPDATE /*schema*/jobs AS j
 SET status = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'succeeded' END::/*schema*/job_status,
     result = t.result,
@@ -9,7 +15,7 @@ SET status = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'succeeded' END:
     lease_owner = NULL,
     lease_expires_at = NULL
 FROM unnest($1::bigint[], $2::bigint[], $3::jsonb[]) AS t(id, lease_id, result)
-WHERE j.id = t.id AND j.lease_id = t.lease_id AND j.status = 'running'
+WHERE j.id = ANY($1::bigint[]) AND j.id = t.id AND j.lease_id = t.lease_id
 RETURNING j.id, j.status::text;
 
 -- name: fail_many
@@ -32,7 +38,7 @@ SET status = CASE
     lease_expires_at = NULL
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::float8[])
      AS t(id, lease_id, error, retry_in)
-WHERE j.id = t.id AND j.lease_id = t.lease_id AND j.status = 'running'
+WHERE j.id = ANY($1::bigint[]) AND j.id = t.id AND j.lease_id = t.lease_id
 RETURNING j.id, j.status::text;
 
 -- name: release_many
@@ -46,5 +52,5 @@ SET status = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'queued' END::/*
     lease_owner = NULL,
     lease_expires_at = NULL
 FROM unnest($1::bigint[], $2::bigint[]) AS t(id, lease_id)
-WHERE j.id = t.id AND j.lease_id = t.lease_id AND j.status = 'running'
+WHERE j.id = ANY($1::bigint[]) AND j.id = t.id AND j.lease_id = t.lease_id
 RETURNING j.id, j.status::text;
