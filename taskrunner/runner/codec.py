@@ -64,6 +64,12 @@ class SignatureCodec:
         self._names: tuple[str, ...] | None = tuple(p.name for p in params) if simple else None
         self._required = tuple(p.name for p in params if p.default is p.empty)
         self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        # A stored call that gives every parameter positionally (what enqueue writes for
+        # positional calls) decodes straight into typed values, in one C call.
+        self._positional: msgspec.json.Decoder[tuple[Any, ...]] | None = None
+        if self._names is not None:
+            types = tuple(hints.get(name, Any) for name in self._names)
+            self._positional = msgspec.json.Decoder(tuple[types] if types else tuple[()])  # type: ignore[valid-type]
 
     def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call as {parameter: value}, without defaults; TypeError like bind's."""
@@ -107,6 +113,11 @@ class SignatureCodec:
 
     def decode(self, args: bytes, kwargs: bytes) -> tuple[list[Any], dict[str, Any]]:
         """Typed positional and keyword arguments for the handler."""
+        if self._positional is not None and kwargs == b"{}":
+            try:
+                return list(self._positional.decode(args)), {}
+            except msgspec.ValidationError:
+                pass  # defaults to fill in, or a mismatch: the general path tells which
         raw_args = _generic.decode(args)
         raw_kwargs = _generic.decode(kwargs)
         try:

@@ -6,9 +6,10 @@ import os
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from contextvars import ContextVar, Token
 from typing import Any
+
+import msgspec
 
 _request_id: ContextVar[str | None] = ContextVar("taskrunner_request_id", default=None)
 _current_job: ContextVar[JobContext | None] = ContextVar("taskrunner_current_job", default=None)
@@ -57,9 +58,11 @@ def _no_extender(_job_id: int, _seconds: float) -> Future[None]:
     return future
 
 
-@dataclass(frozen=True, slots=True)
-class JobContext:
-    """What a handler may know about the job it runs: `taskrunner.current_job()`."""
+class JobContext(msgspec.Struct, frozen=True, kw_only=True):
+    """What a handler may know about the job it runs: `taskrunner.current_job()`.
+
+    A msgspec Struct rather than a dataclass: one is built per job on the worker's hot
+    path, and a Struct is built several times faster than a frozen dataclass."""
 
     job_id: int
     task: str
@@ -67,9 +70,14 @@ class JobContext:
     attempt: int
     max_attempts: int
     request_id: str | None
-    _extend: Callable[[int, float], Future[None]] = field(
-        default=_no_extender, repr=False, compare=False
-    )
+    _extend: Callable[[int, float], Future[None]] = _no_extender
+
+    def __repr__(self) -> str:
+        return (
+            f"JobContext(job_id={self.job_id!r}, task={self.task!r}, queue={self.queue!r}, "
+            f"attempt={self.attempt!r}, max_attempts={self.max_attempts!r}, "
+            f"request_id={self.request_id!r})"
+        )
 
     def extend_lease(self, seconds: float) -> LeaseExtension:
         """Hold the job `seconds` from now (and renew by that length from then on)."""
@@ -83,13 +91,25 @@ def current_job() -> JobContext | None:
     return _current_job.get()
 
 
+JobTokens = tuple[Token[JobContext | None], Token[str | None]]
+
+
+def enter_job(ctx: JobContext) -> JobTokens:
+    """Make `ctx` the current job and its request id the current one, until `leave_job`.
+    (The worker's hot path; elsewhere `running_job` reads better.)"""
+    return _current_job.set(ctx), _request_id.set(ctx.request_id)
+
+
+def leave_job(tokens: JobTokens) -> None:
+    _request_id.reset(tokens[1])
+    _current_job.reset(tokens[0])
+
+
 @contextmanager
 def running_job(ctx: JobContext) -> Iterator[None]:
     """Make `ctx` the current job and its request id the current one."""
-    job_token = _current_job.set(ctx)
-    rid_token = _request_id.set(ctx.request_id)
+    tokens = enter_job(ctx)
     try:
         yield
     finally:
-        _request_id.reset(rid_token)
-        _current_job.reset(job_token)
+        leave_job(tokens)

@@ -17,7 +17,7 @@ from typing import Any
 
 from taskrunner.queue import JobRow
 from taskrunner.runner.codec import encode_result
-from taskrunner.runner.context import JobContext, running_job
+from taskrunner.runner.context import JobContext, enter_job, leave_job, running_job
 from taskrunner.runner.process_pool import JobTimeout, ProcessPool
 from taskrunner.runner.tasks import Task
 
@@ -59,7 +59,8 @@ class Executors:
     async def _run_async(
         task: Task[..., Any], args: list[Any], kwargs: dict[str, Any], ctx: JobContext
     ) -> bytes:
-        with running_job(ctx):
+        tokens = enter_job(ctx)
+        try:
             if task.timeout is None:
                 return encode_result(await task.func(*args, **kwargs))
             deadline = asyncio.timeout(task.timeout)
@@ -70,6 +71,8 @@ class Executors:
                 if not deadline.expired():
                     raise  # the handler's own TimeoutError, not ours
                 raise JobTimeout(f"attempt ran past its timeout of {task.timeout:g}s") from None
+        finally:
+            leave_job(tokens)
         return encode_result(value)
 
     async def _run_thread(

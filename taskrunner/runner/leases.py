@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 
 from taskrunner.db import ResolvedDsn, connect
@@ -56,25 +56,34 @@ class LeaseKeeper:
         self._ready.wait(15)
 
     def hold(self, lease: Lease, seconds: float) -> None:
+        self.hold_many([(lease, seconds)])
+
+    def hold_many(self, leases: Sequence[tuple[Lease, float]]) -> None:
+        """Renew these leases (lease, seconds) from now on; one lock for a claimed batch."""
+        shortest = float("inf")
         with self._lock:
-            self._held[lease.job_id] = (lease, seconds)
-            self._finishing.discard(lease.job_id)
-        if seconds / 3 < self._planned_interval:
+            for lease, seconds in leases:
+                self._held[lease.job_id] = (lease, seconds)
+                self._finishing.discard(lease.job_id)
+                shortest = min(shortest, seconds)
+        if shortest / 3 < self._planned_interval:
             self._poke()  # a shorter lease than planned for: plan the next renewal anew
 
-    def finishing(self, lease: Lease) -> None:
-        """The job's ack is on its way: keep renewing until `drop`, but if the row stops
-        matching meanwhile, that is the ack landing, not a lost lease."""
+    def finishing(self, leases: Iterable[Lease]) -> None:
+        """These jobs' acks are on their way: keep renewing until `drop`, but if a row
+        stops matching meanwhile, that is the ack landing, not a lost lease."""
         with self._lock:
-            if self._holds(lease):
-                self._finishing.add(lease.job_id)
+            for lease in leases:
+                if self._holds(lease):
+                    self._finishing.add(lease.job_id)
 
-    def drop(self, lease: Lease) -> None:
-        """Stop renewing `lease` (a newer lease of the same job is left alone)."""
+    def drop(self, leases: Iterable[Lease]) -> None:
+        """Stop renewing these leases (a newer lease of the same job is left alone)."""
         with self._lock:
-            if self._holds(lease):
-                del self._held[lease.job_id]
-                self._finishing.discard(lease.job_id)
+            for lease in leases:
+                if self._holds(lease):
+                    del self._held[lease.job_id]
+                    self._finishing.discard(lease.job_id)
 
     def _holds(self, lease: Lease) -> bool:
         held = self._held.get(lease.job_id)

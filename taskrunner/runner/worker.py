@@ -42,6 +42,7 @@ def job_log_extra(job: JobRow) -> dict[str, Any]:
 class Execution:
     job: JobRow
     task: Task[..., Any]
+    lease: Lease
     handle: asyncio.Task[None] | None = None
     stop_reason: str | None = None  # "cancel", "shutdown" or "lost"
 
@@ -169,8 +170,7 @@ class Worker:
                         lease=self.leases,
                         queues=self.settings.queues,
                     )
-                    for job in claimed:
-                        self._start(job)
+                    self._start(claimed)
                 if self.settings.stop_when_idle and not self.running and not claimed:
                     if await self._idle_now():
                         return
@@ -216,22 +216,24 @@ class Worker:
             return False
         return not await self.queue.runnable_exists(self.task_names, self.settings.queues)
 
-    def _start(self, job: JobRow) -> None:
-        task = self.tasks[job.task]
-        previous = self.running.get(job.id)
-        if previous is not None:  # our old lease expired and we claimed the job again
-            self._stop_lost(previous)
-        execution = Execution(job=job, task=task)
-        self.running[job.id] = execution
+    def _start(self, claimed: list[JobRow]) -> None:
         assert self._keeper is not None
-        self._keeper.hold(job.lease, task.lease)
-        execution.handle = asyncio.create_task(self._run_job(execution), name=f"job-{job.id}")
+        held = []
+        for job in claimed:
+            task = self.tasks[job.task]
+            previous = self.running.get(job.id)
+            if previous is not None:  # our old lease expired and we claimed the job again
+                self._stop_lost(previous)
+            execution = Execution(job, task, job.lease)
+            self.running[job.id] = execution
+            held.append((execution.lease, task.lease))
+            execution.handle = asyncio.create_task(self._run_job(execution), name=f"job-{job.id}")
+        self._keeper.hold_many(held)
 
     # ---- running -------------------------------------------------------------------
 
     async def _run_job(self, execution: Execution) -> None:
         job, task = execution.job, execution.task
-        extra = job_log_extra(job)
         assert self._keeper is not None
         assert self._executors is not None
         ctx = JobContext(
@@ -243,9 +245,14 @@ class Worker:
             request_id=job.request_id,
             _extend=self._keeper.extend_now,
         )
-        log.debug(
-            "job %s started (attempt %d of %d)", job.id, job.attempts, job.max_attempts, extra=extra
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "job %s started (attempt %d of %d)",
+                job.id,
+                job.attempts,
+                job.max_attempts,
+                extra=job_log_extra(job),
+            )
         try:
             result = await self._executors.run(task, job, ctx)
         except asyncio.CancelledError:
@@ -256,10 +263,10 @@ class Worker:
             self._fail(execution, exc, retry_in=task.retry.delay_after(exc, job.attempts))
         else:
             if execution.stop_reason == "lost":
-                self._keeper.drop(job.lease)
+                self._keeper.drop((execution.lease,))
             else:
-                self._finishing(job)
-                self._completions.add(Completion(lease=job.lease, result=result))
+                self._acking[job.id] = job
+                self._completions.add(Completion(lease=execution.lease, result=result))
         finally:
             if self.running.get(job.id) is execution:
                 del self.running[job.id]
@@ -270,7 +277,7 @@ class Worker:
         job = execution.job
         if execution.stop_reason == "lost":
             assert self._keeper is not None
-            self._keeper.drop(job.lease)
+            self._keeper.drop((execution.lease,))
             return
         detail = "".join(traceback.format_exception(exc))
         error = f"{type(exc).__name__}: {exc}\n\n{detail}"
@@ -288,21 +295,21 @@ class Worker:
             f"; retrying in {retry_in:.1f}s" if will_retry and retry_in is not None else "",
             extra=job_log_extra(job),
         )
-        self._finishing(job)
-        self._failures.add(Failure(lease=job.lease, error=error, retry_in=retry_in))
+        self._acking[job.id] = job
+        self._failures.add(Failure(lease=execution.lease, error=error, retry_in=retry_in))
 
     def _after_stop(self, execution: Execution) -> None:
         job = execution.job
         assert self._keeper is not None
         if execution.stop_reason == "cancel":
             log.info("job %s cancelled while running", job.id, extra=job_log_extra(job))
-            self._finishing(job)
-            self._failures.add(Failure(lease=job.lease, error="cancelled while running"))
+            self._acking[job.id] = job
+            self._failures.add(Failure(lease=execution.lease, error="cancelled while running"))
         elif execution.stop_reason == "lost":
-            self._keeper.drop(job.lease)
+            self._keeper.drop((execution.lease,))
         else:
             log.info("job %s handed back to the queue", job.id, extra=job_log_extra(job))
-            self._to_release.append(job.lease)
+            self._to_release.append(execution.lease)
 
     def _cancel_running(self, job_id: int) -> None:
         execution = self.running.get(job_id)
@@ -313,7 +320,7 @@ class Worker:
 
     def _lease_lost(self, lease: Lease) -> None:
         execution = self.running.get(lease.job_id)
-        if execution is not None and execution.job.lease == lease:
+        if execution is not None and execution.lease == lease:
             self._stop_lost(execution)
 
     def _stop_lost(self, execution: Execution) -> None:
@@ -330,20 +337,25 @@ class Worker:
 
     # ---- acks ----------------------------------------------------------------------
 
-    def _finishing(self, job: JobRow) -> None:
-        assert self._keeper is not None
-        self._acking[job.id] = job
-        self._keeper.finishing(job.lease)
-
     async def _write_completions(self, batch: list[Completion]) -> None:
+        leases = [c.lease for c in batch]
         async with self._ack_lock:
+            self._finishing(leases)
             result = await (await self._ack_queue()).complete_many(batch)
-        self._acked("completion", [c.lease for c in batch], result)
+        self._acked("completion", leases, result)
 
     async def _write_failures(self, batch: list[Failure]) -> None:
+        leases = [f.lease for f in batch]
         async with self._ack_lock:
+            self._finishing(leases)
             result = await (await self._ack_queue()).fail_many(batch)
-        self._acked("failure", [f.lease for f in batch], result)
+        self._acked("failure", leases, result)
+
+    def _finishing(self, leases: list[Lease]) -> None:
+        """From here on the ack may land at any moment: a lease renewal that no longer
+        finds the job running is not a lost lease."""
+        assert self._keeper is not None
+        self._keeper.finishing(leases)
 
     def _acked(self, kind: str, leases: Sequence[Lease], result: AckResult) -> None:
         assert self._keeper is not None
@@ -355,11 +367,12 @@ class Worker:
                 lease.job_id,
                 extra=job_log_extra(job) if job is not None else {"job_id": lease.job_id},
             )
+        acking = self._acking
         for lease in leases:
-            acked = self._acking.get(lease.job_id)
-            if acked is not None and acked.lease == lease:
-                del self._acking[lease.job_id]
-            self._keeper.drop(lease)
+            acked = acking.get(lease.job_id)
+            if acked is not None and acked.lease_id == lease.lease_id:
+                del acking[lease.job_id]
+        self._keeper.drop(leases)
         if self.settings.stop_when_idle or "queued" in result.applied.values():
             self._wakeup.set()  # a retry may be due now, or idleness is to be checked
 
