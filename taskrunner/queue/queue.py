@@ -115,16 +115,16 @@ class _InsertRow(msgspec.Struct):
 _rows_encoder = msgspec.json.Encoder()
 
 
-def _inserted_row(job: NewJob, row: Mapping[str, Any]) -> JobRow:
+def _inserted_row(job: NewJob, job_id: int, run_at: datetime, created_at: datetime) -> JobRow:
     return JobRow(
-        id=row["id"],
+        id=job_id,
         task=job.task,
         queue=job.queue,
         status="queued",
         args=job.args,
         kwargs=job.kwargs,
         priority=job.priority,
-        run_at=row["run_at"],
+        run_at=run_at,
         attempts=0,
         max_attempts=job.max_attempts,
         idempotency_key=None,
@@ -136,7 +136,7 @@ def _inserted_row(job: NewJob, row: Mapping[str, Any]) -> JobRow:
         cancel_requested=False,
         last_error=None,
         result=None,
-        created_at=row["created_at"],
+        created_at=created_at,
         started_at=None,
         finished_at=None,
     )
@@ -221,6 +221,18 @@ class JobQueue:
         """No keys, no conflicts: one INSERT; the rows are rebuilt from what was sent plus
         what the database decided (id, run_at, created_at)."""
         db = connection if connection is not None else self.db
+        first = jobs[0]
+        if all(
+            j.task == first.task
+            and j.queue == first.queue
+            and j.priority == first.priority
+            and j.run_at == first.run_at
+            and j.delay == first.delay
+            and j.max_attempts == first.max_attempts
+            and j.request_id == first.request_id
+            for j in jobs
+        ):
+            return await self._insert_uniform(jobs, db)
         document = _rows_encoder.encode(
             [
                 _InsertRow(
@@ -243,8 +255,39 @@ class JobQueue:
             raise DatabaseError(f"inserted {len(rows)} rows for {len(jobs)} jobs")
         rows = sorted(rows, key=lambda r: r["id"])  # ids are drawn in input order
         return [
-            EnqueueResult(job=_inserted_row(job, row), deduplicated=False)
+            EnqueueResult(
+                job=_inserted_row(job, row["id"], row["run_at"], row["created_at"]),
+                deduplicated=False,
+            )
             for job, row in zip(jobs, rows, strict=True)
+        ]
+
+    async def _insert_uniform(self, jobs: Sequence[NewJob], db: Executor) -> list[EnqueueResult]:
+        """Keyless jobs that differ only in their arguments: one INSERT, one row back."""
+        first = jobs[0]
+        ids, run_at, created_at = await db.fetchrow(
+            self.sql["insert_uniform"],
+            first.task,
+            first.queue,
+            [j.args.decode() for j in jobs],
+            [j.kwargs.decode() for j in jobs],
+            first.priority,
+            first.run_at,
+            first.delay,
+            first.max_attempts,
+            first.request_id,
+        )
+        if ids is None or len(ids) != len(jobs):  # cannot happen without ON CONFLICT
+            raise DatabaseError(f"inserted {len(ids or ())} rows for {len(jobs)} jobs")
+        # The rows differ only in id and payload: copy one row, not build each anew.
+        template = _inserted_row(first, ids[0], run_at, created_at)
+        replace = msgspec.structs.replace
+        return [
+            EnqueueResult(
+                job=replace(template, id=job_id, args=job.args, kwargs=job.kwargs),
+                deduplicated=False,
+            )
+            for job, job_id in zip(jobs, ids, strict=True)
         ]
 
     @staticmethod

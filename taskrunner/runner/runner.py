@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
 import asyncpg
+import msgspec
 
 from taskrunner.db import Migrator, ResolvedDsn, connect, create_pool, resolve_dsn, validate_schema
 from taskrunner.errors import (
@@ -21,8 +22,8 @@ from taskrunner.errors import (
     UnknownTask,
 )
 from taskrunner.jobs import FINAL_STATUSES, Job, JobStatus, Stats
-from taskrunner.queue import JobQueue, NewJob
-from taskrunner.runner.codec import ArgumentsError
+from taskrunner.queue import JobQueue, JobRow, NewJob
+from taskrunner.runner.codec import ArgumentsError, decode_json
 from taskrunner.runner.context import current_request_id, new_request_id
 from taskrunner.runner.retry import Retry
 from taskrunner.runner.tasks import ExecutorName, Task
@@ -275,6 +276,8 @@ class TaskRunner:
         results = await self.job_queue.enqueue_many(
             new_jobs, connection=connection, idempotency_ttl=self.idempotency_ttl_seconds
         )
+        if idempotency_keys is None or not any(idempotency_keys):
+            return _jobs_of_one_insert([r.job for r in results])
         return [Job.from_row(r.job, deduplicated=r.deduplicated) for r in results]
 
     def _new_job(
@@ -402,6 +405,24 @@ class TaskRunner:
         finally:
             if opened_here:
                 await self.close()
+
+
+def _jobs_of_one_insert(rows: list[JobRow]) -> list[Job]:
+    """Jobs of a keyless batch: one statement wrote them with the same options, so they
+    differ only in id and arguments, and each is a copy of the first with those changed."""
+    if not rows:
+        return []
+    first = Job.from_row(rows[0])
+    replace, decode = msgspec.structs.replace, decode_json
+    return [first] + [
+        replace(
+            first,
+            id=row.id,
+            args=decode(row.args),
+            kwargs={} if row.kwargs == b"{}" else decode(row.kwargs),
+        )
+        for row in rows[1:]
+    ]
 
 
 def _not_open() -> TaskRunnerError:

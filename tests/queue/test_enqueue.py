@@ -95,6 +95,20 @@ async def test_enqueue_many_returns_one_result_per_job_in_input_order(queue: Job
     assert len({r.job.id for r in results}) == 10
 
 
+async def test_a_batch_of_one_kind_returns_the_rows_as_stored_in_input_order(queue: JobQueue):
+    """Jobs differing only in their arguments take the one-row-back insert."""
+    jobs = [
+        NewJob(task="t", args=f"[{i}]".encode(), queue="q", priority=2, delay=5, request_id="r")
+        for i in range(50)
+    ]
+
+    results = await queue.enqueue_many(jobs)
+
+    assert [r.job.args for r in results] == [f"[{i}]".encode() for i in range(50)]
+    assert [r.job for r in results] == [await queue.get(r.job.id) for r in results]
+    assert results[0].job.run_at - results[0].job.created_at == timedelta(seconds=5)
+
+
 async def test_enqueue_many_of_nothing_writes_nothing(queue: JobQueue, pool: asyncpg.Pool):
     assert await queue.enqueue_many([]) == []
     assert await count_jobs(pool, queue.schema) == 0

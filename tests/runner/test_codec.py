@@ -62,3 +62,15 @@ def test_stored_arguments_that_do_not_fit_raise_arguments_error_saying_why(
 ):
     with pytest.raises(ArgumentsError, match=problem):
         CODEC.decode(args, b"{}")
+
+
+def test_a_positional_call_of_the_wrong_type_is_refused_naming_the_parameter():
+    with pytest.raises(ArgumentsError, match=r"\$\.ratio"):
+        CODEC.encode((1, "not a number", WHEN, Point(0, 0), "x"), {}, fingerprint=False)
+
+
+def test_a_positional_call_and_its_keyword_spelling_share_one_fingerprint():
+    positional = CODEC.encode((1, 2.5, WHEN, Point(0, 0), "none"), {})
+    by_keyword = CODEC.encode((), {"n": 1, "ratio": 2.5, "when": WHEN, "point": Point(0, 0)})
+
+    assert positional.fingerprint == by_keyword.fingerprint

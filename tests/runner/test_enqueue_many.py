@@ -24,11 +24,19 @@ async def test_enqueue_many_returns_one_job_per_call_in_order(runner: TaskRunner
     assert all(j.task == send_email.name and not j.deduplicated for j in jobs)
 
 
-async def test_every_job_of_enqueue_many_is_stored(runner: TaskRunner):
+async def test_every_job_of_enqueue_many_is_returned_as_stored(runner: TaskRunner):
     @runner.task
     async def send_email(to: str) -> None: ...
 
-    jobs = await runner.enqueue_many(send_email, [("a@b.c",), ("b@c.d",)])
+    jobs = await runner.enqueue_many(
+        send_email,
+        [("a@b.c",), {"to": "b@c.d"}, ("c@d.e",)],
+        delay=5,
+        priority=3,
+        queue="mail",
+        max_attempts=2,
+        request_id="req-1",
+    )
 
     assert [await runner.get_job(j.id) for j in jobs] == jobs
 
