@@ -3,10 +3,16 @@
 from taskrunner.db.dsn import ResolvedDsn, resolve_dsn
 from taskrunner.db.identifiers import quote_schema, validate_schema
 from taskrunner.db.migrator import Migrator
-from taskrunner.db.pool import CLAIM_SESSION_SETTINGS, connect, create_pool
+from taskrunner.db.pool import (
+    CLAIM_SESSION_SETTINGS,
+    HOT_PATH_SESSION_SETTINGS,
+    connect,
+    create_pool,
+)
 
 __all__ = [
     "CLAIM_SESSION_SETTINGS",
+    "HOT_PATH_SESSION_SETTINGS",
     "Migrator",
     "ResolvedDsn",
     "connect",

@@ -250,7 +250,7 @@ class JobQueue:
                 for index, j in enumerate(jobs)
             ]
         )
-        rows = await db.fetch(self.sql["insert_many"], document.decode())
+        rows = await db.fetch(self.sql["insert_many"], document.decode(), self.jobs_channel)
         if len(rows) != len(jobs):  # cannot happen without ON CONFLICT; never guess
             raise DatabaseError(f"inserted {len(rows)} rows for {len(jobs)} jobs")
         rows = sorted(rows, key=lambda r: r["id"])  # ids are drawn in input order
@@ -265,7 +265,7 @@ class JobQueue:
     async def _insert_uniform(self, jobs: Sequence[NewJob], db: Executor) -> list[EnqueueResult]:
         """Keyless jobs that differ only in their arguments: one INSERT, one row back."""
         first = jobs[0]
-        ids, run_at, created_at = await db.fetchrow(
+        ids, run_at, created_at, _ = await db.fetchrow(
             self.sql["insert_uniform"],
             first.task,
             first.queue,
@@ -276,6 +276,7 @@ class JobQueue:
             first.delay,
             first.max_attempts,
             first.request_id,
+            self.jobs_channel,
         )
         if ids is None or len(ids) != len(jobs):  # cannot happen without ON CONFLICT
             raise DatabaseError(f"inserted {len(ids or ())} rows for {len(jobs)} jobs")
@@ -334,6 +335,7 @@ class JobQueue:
                 [fingerprints[i] for i in todo],
                 [j.request_id for j in batch],
                 ttl,
+                self.jobs_channel,
             )
             by_index = {todo[r["ord"] - 1]: r for r in rows}
             retry: list[int] = []

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import tenacity
 
-from taskrunner.db import CLAIM_SESSION_SETTINGS, connect
+from taskrunner.db import CLAIM_SESSION_SETTINGS, HOT_PATH_SESSION_SETTINGS, connect
 from taskrunner.errors import DatabaseError
 from taskrunner.queue import AckResult, Completion, Failure, JobQueue, JobRow, Lease, Listener
 from taskrunner.runner.buffers import BatchBuffer
@@ -200,7 +200,9 @@ class Worker:
     async def _ack_queue(self) -> JobQueue:
         """Acks go through a connection of their own too; callers hold `_ack_lock`."""
         if self._acker is None or self._acker.db.is_closed():
-            conn = await connect(self.runner.target, raw_jsonb=False)
+            conn = await connect(
+                self.runner.target, server_settings=HOT_PATH_SESSION_SETTINGS, raw_jsonb=False
+            )
             self._acker = JobQueue(conn, self.runner.schema)
         return self._acker
 

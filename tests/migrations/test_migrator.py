@@ -218,7 +218,7 @@ async def test_every_object_lives_in_the_configured_schema_and_nothing_in_public
         ("pg_class", "lease_ids"),
         ("pg_class", "jobs_claim_order"),
         ("pg_class", "jobs_idempotency"),
+        ("pg_class", "jobs_lease_expiry"),
         ("pg_class", "schema_migrations"),
         ("pg_type", "job_status"),
-        ("pg_proc", "notify_jobs_inserted"),
     } <= mine

@@ -111,6 +111,25 @@ async def test_a_batch_notifies_each_of_its_queues_once(queue: JobQueue, inbox: 
     assert sorted(heard) == [(queue.jobs_channel, q) for q in ("a", "b", "c")]
 
 
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [NewJob(task="t", queue="q1")],
+        [NewJob(task="t", queue="q1", args=f"[{i}]".encode()) for i in range(3)],
+        [NewJob(task="t", queue="q1"), NewJob(task="u", queue="q1")],
+        [NewJob(task="t", queue="q1", idempotency_key="k")],
+    ],
+    ids=["one-job", "uniform-batch", "mixed-batch", "keyed"],
+)
+async def test_every_kind_of_enqueue_notifies_its_queue_once(
+    queue: JobQueue, inbox: Inbox, batch: list[NewJob]
+):
+    await queue.enqueue_many(batch)
+    sentinel = await send_sentinel(queue)
+
+    assert await inbox.until(sentinel) == [(queue.jobs_channel, "q1")]
+
+
 async def test_enqueueing_a_job_that_is_not_due_yet_notifies_nobody(queue: JobQueue, inbox: Inbox):
     await queue.enqueue(NewJob(task="t", queue="later", delay=3600))
     sentinel = await send_sentinel(queue)

@@ -6,6 +6,9 @@
 -- this statement's snapshot) returns no row at all; the caller asks again.
 -- Payloads arrive as text and are cast here, so the statement works on any asyncpg
 -- connection, including a caller's own with the driver's default jsonb codec.
+--
+-- Like every enqueue statement, it wakes idle workers itself: one notification per queue
+-- of its due jobs on the channel "<schema>.jobs" ($13 here), cheaper than a trigger.
 WITH input AS (
     SELECT nextval('/*schema*/jobs_id_seq') AS id, t.*
     FROM unnest(
@@ -24,9 +27,14 @@ inserted AS (
     ORDER BY ord
     ON CONFLICT (task, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING j.*
+),
+notified AS (  -- delivered when the transaction commits, like the rows
+    SELECT pg_notify($13, q.queue) FROM (SELECT DISTINCT queue FROM inserted
+                                         WHERE run_at <= now()) AS q
 )
 SELECT i.ord, true AS inserted, false AS key_expired, ins.*
 FROM input AS i JOIN inserted AS ins ON ins.id = i.id
+WHERE (SELECT count(*) FROM notified) >= 0  -- evaluated once: sends the notifications
 UNION ALL
 SELECT i.ord, false, (e.finished_at IS NOT NULL
                       AND e.finished_at <= now() - make_interval(secs => $12::float8)), e.*
@@ -49,15 +57,23 @@ WHERE id = ANY($1::bigint[])
 -- are drawn ahead and no holders are looked up. The batch arrives as one JSON array of
 -- rows (one parameter, encoded by msgspec, instead of nine arrays the driver walks item
 -- by item), and only what the database decides comes back; ids follow input order.
-INSERT INTO /*schema*/jobs AS j (task, queue, args, kwargs, priority, run_at,
-                                 max_attempts, request_id)
-SELECT task, queue, args, kwargs, priority,
-       coalesce(run_at, now() + make_interval(secs => delay)), max_attempts, request_id
-FROM jsonb_to_recordset($1::jsonb)
-     AS t(ord int, task text, queue text, args jsonb, kwargs jsonb, priority int,
-          run_at timestamptz, delay float8, max_attempts int, request_id text)
-ORDER BY ord
-RETURNING j.id, j.run_at, j.created_at;
+WITH inserted AS (
+    INSERT INTO /*schema*/jobs AS j (task, queue, args, kwargs, priority, run_at,
+                                     max_attempts, request_id)
+    SELECT task, queue, args, kwargs, priority,
+           coalesce(run_at, now() + make_interval(secs => delay)), max_attempts, request_id
+    FROM jsonb_to_recordset($1::jsonb)
+         AS t(ord int, task text, queue text, args jsonb, kwargs jsonb, priority int,
+              run_at timestamptz, delay float8, max_attempts int, request_id text)
+    ORDER BY ord
+    RETURNING j.id, j.queue, j.run_at, j.created_at
+),
+notified AS (
+    SELECT pg_notify($2, q.queue) FROM (SELECT DISTINCT queue FROM inserted
+                                        WHERE run_at <= now()) AS q
+)
+SELECT id, run_at, created_at FROM inserted
+WHERE (SELECT count(*) FROM notified) >= 0;
 
 -- name: insert_uniform
 -- The fastest path, for the usual batch: no idempotency keys, and one task, queue,
@@ -76,5 +92,7 @@ WITH inserted AS (
 )
 SELECT array_agg(id ORDER BY id) AS ids,
        coalesce($6::timestamptz, now() + make_interval(secs => $7::float8)) AS run_at,
-       now() AS created_at
+       now() AS created_at,
+       CASE WHEN coalesce($6::timestamptz, now() + make_interval(secs => $7::float8)) <= now()
+            THEN pg_notify($10, $2) END IS NULL AS notified
 FROM inserted;
