@@ -64,13 +64,18 @@ class SignatureCodec:
         self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
         # A stored call that gives every parameter positionally (what enqueue writes for
         # positional calls) decodes straight into typed values, in one C call.
-        # The same goes for checking a call that gives every parameter positionally.
+        # Checking such a call takes an array-like Struct of the parameters (msgspec keeps
+        # a Struct's type information; a tuple type it works out on every call).
         self._positional: msgspec.json.Decoder[tuple[Any, ...]] | None = None
-        self._positional_type: Any = None
+        self._positional_struct: type[msgspec.Struct] | None = None
         if self._names is not None:
             types = tuple(hints.get(name, Any) for name in self._names)
-            self._positional_type = tuple[types] if types else tuple[()]  # type: ignore[valid-type]
-            self._positional = msgspec.json.Decoder(self._positional_type)
+            self._positional = msgspec.json.Decoder(tuple[types] if types else tuple[()])  # type: ignore[valid-type]
+            self._positional_struct = msgspec.defstruct(
+                f"{getattr(func, '__qualname__', 'task')}.PositionalArguments",
+                list(zip(self._names, types, strict=True)),
+                array_like=True,
+            )
 
     def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call as {parameter: value}, without defaults; TypeError like bind's."""
@@ -126,7 +131,7 @@ class SignatureCodec:
         """`encode` for a call that gives every parameter of a plain signature by position:
         the same checks, with no mapping of names to build (the batch enqueue's case)."""
         try:
-            msgspec.convert(args, self._positional_type)
+            msgspec.convert(args, self._positional_struct)
             encoded_args = _encoder.encode(args)
             digest = ""
             if fingerprint:

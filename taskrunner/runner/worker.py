@@ -11,7 +11,7 @@ import socket
 import threading
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -460,16 +460,23 @@ class Worker:
                     len(self._to_release),
                     exc,
                 )
+        # Every ack is written: what is left to close is independent, so close it at once.
+        closing: list[Awaitable[Any]] = []
         if self._keeper is not None:
-            await asyncio.to_thread(self._keeper.stop)
+            closing.append(asyncio.to_thread(self._keeper.stop))
         if self._listener is not None:
-            await self._listener.stop()
-            await self._listener.conn.close()
+            closing.append(self._close_listener(self._listener))
         if self._executors is not None:
-            await self._executors.close()
+            closing.append(self._executors.close())
         for own in (self._claimer, self._acker):
             if own is not None and not own.db.is_closed():
-                await own.db.close()
+                closing.append(own.db.close())
+        await asyncio.gather(*closing)
+
+    @staticmethod
+    async def _close_listener(listener: Listener) -> None:
+        await listener.stop()
+        await listener.conn.close()
 
 
 def _backoff_delay(wait: Any, attempt: int) -> float:
