@@ -265,18 +265,20 @@ class JobQueue:
     async def _insert_uniform(self, jobs: Sequence[NewJob], db: Executor) -> list[EnqueueResult]:
         """Keyless jobs that differ only in their arguments: one INSERT, one row back."""
         first = jobs[0]
+        same_kwargs = all(j.kwargs == first.kwargs for j in jobs)
         ids, run_at, created_at, _ = await db.fetchrow(
             self.sql["insert_uniform"],
             first.task,
             first.queue,
             [j.args.decode() for j in jobs],
-            [j.kwargs.decode() for j in jobs],
+            None if same_kwargs else [j.kwargs.decode() for j in jobs],
             first.priority,
             first.run_at,
             first.delay,
             first.max_attempts,
             first.request_id,
             self.jobs_channel,
+            first.kwargs.decode(),
         )
         if ids is None or len(ids) != len(jobs):  # cannot happen without ON CONFLICT
             raise DatabaseError(f"inserted {len(ids or ())} rows for {len(jobs)} jobs")

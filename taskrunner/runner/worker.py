@@ -471,7 +471,9 @@ class Worker:
         for own in (self._claimer, self._acker):
             if own is not None and not own.db.is_closed():
                 closing.append(own.db.close())
-        await asyncio.gather(*closing)
+        for outcome in await asyncio.gather(*closing, return_exceptions=True):
+            if isinstance(outcome, Exception):  # each closes whatever the others did
+                log.warning("while shutting down: %s: %s", type(outcome).__name__, outcome)
 
     @staticmethod
     async def _close_listener(listener: Listener) -> None:

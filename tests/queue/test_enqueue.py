@@ -109,6 +109,15 @@ async def test_a_batch_of_one_kind_returns_the_rows_as_stored_in_input_order(que
     assert results[0].job.run_at - results[0].job.created_at == timedelta(seconds=5)
 
 
+async def test_each_job_of_a_batch_keeps_its_own_keyword_arguments(queue: JobQueue):
+    jobs = [NewJob(task="t", kwargs=f'{{"n": {i}}}'.encode()) for i in range(3)]
+
+    results = await queue.enqueue_many(jobs)
+
+    stored = [await queue.get(r.job.id) for r in results]
+    assert [s.kwargs for s in stored if s is not None] == [b'{"n": 0}', b'{"n": 1}', b'{"n": 2}']
+
+
 async def test_enqueue_many_of_nothing_writes_nothing(queue: JobQueue, pool: asyncpg.Pool):
     assert await queue.enqueue_many([]) == []
     assert await count_jobs(pool, queue.schema) == 0

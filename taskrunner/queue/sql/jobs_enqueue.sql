@@ -79,12 +79,13 @@ WHERE (SELECT count(*) FROM notified) >= 0;
 -- The fastest path, for the usual batch: no idempotency keys, and one task, queue,
 -- priority, schedule, attempt limit and request id for every job (what the runner's
 -- enqueue_many writes). Only the payloads travel as arrays, as text the driver encodes
--- without a Python call per item; one row comes back with the ids in input order and
--- the two timestamps every row shares.
+-- without a Python call per item, and the keyword arguments only when they differ
+-- ($4 is NULL when all are $11: parsed once, not once per row); one row comes back with
+-- the ids in input order and the two timestamps every row shares.
 WITH inserted AS (
     INSERT INTO /*schema*/jobs AS j (task, queue, args, kwargs, priority, run_at,
                                      max_attempts, request_id)
-    SELECT $1, $2, t.args::jsonb, t.kwargs::jsonb, $5,
+    SELECT $1, $2, t.args::jsonb, coalesce(t.kwargs::jsonb, $11::text::jsonb), $5,
            coalesce($6::timestamptz, now() + make_interval(secs => $7::float8)), $8, $9
     FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS t(args, kwargs, ord)
     ORDER BY t.ord
