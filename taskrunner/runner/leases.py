@@ -55,9 +55,6 @@ class LeaseKeeper:
         self._thread.start()
         self._ready.wait(15)
 
-    def hold(self, lease: Lease, seconds: float) -> None:
-        self.hold_many([(lease, seconds)])
-
     def hold_many(self, leases: Sequence[tuple[Lease, float]]) -> None:
         """Renew these leases (lease, seconds) from now on; one lock for a claimed batch."""
         shortest = float("inf")
