@@ -46,6 +46,7 @@ class _Child:
         self.process = ctx.Process(target=_child_main, args=(child_end,), daemon=True)
         self.process.start()
         child_end.close()
+        self.used = False  # has run user code (imported and called a task)
 
     def kill(self) -> None:
         """Kill at once (a signal, never blocking); the waiting thread then sees EOF."""
@@ -114,6 +115,7 @@ class ProcessPool:
             }
             healthy = False
             try:
+                child.used = True
                 child.conn.send(
                     (task.func.__module__, task.func.__qualname__, args, kwargs, ctx_fields)
                 )
@@ -160,16 +162,26 @@ class ProcessPool:
         self._idle.extend(children)
 
     async def close(self) -> None:
+        """A child that ran user code sees its pipe close and exits on its own (its atexit
+        hooks run); one that never did is killed, so a short-lived worker does not wait
+        for children still starting up. They are waited for together."""
         loop = asyncio.get_running_loop()
         children, self._idle = self._idle, []
         for child in children:
-            with contextlib.suppress(Exception):
-                child.conn.close()
-            await loop.run_in_executor(None, child.process.join, 5)
-            if child.process.is_alive():
+            if child.used:
+                with contextlib.suppress(Exception):
+                    child.conn.close()
+            else:
                 child.kill()
-                await loop.run_in_executor(None, child.reap)
+        await asyncio.gather(*(loop.run_in_executor(None, _stop_child, c) for c in children))
         self._waiters.shutdown(wait=False, cancel_futures=True)
+
+
+def _stop_child(child: _Child) -> None:
+    child.process.join(5)
+    if child.process.is_alive():
+        child.kill()
+    child.reap()
 
 
 def _child_main(conn: multiprocessing.connection.Connection) -> None:
