@@ -11,9 +11,9 @@ import socket
 import threading
 import traceback
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import tenacity
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from taskrunner.runner.runner import TaskRunner
 
 log = logging.getLogger("taskrunner")
+AckT = TypeVar("AckT", Completion, Failure)
 _MAX_ERROR_LENGTH = 4000
 
 
@@ -340,24 +341,25 @@ class Worker:
     # ---- acks ----------------------------------------------------------------------
 
     async def _write_completions(self, batch: list[Completion]) -> None:
-        leases = [c.lease for c in batch]
-        async with self._ack_lock:
-            self._finishing(leases)
-            result = await (await self._ack_queue()).complete_many(batch)
-        self._acked("completion", leases, result)
+        await self._write_acks("completion", batch, JobQueue.complete_many)
 
     async def _write_failures(self, batch: list[Failure]) -> None:
-        leases = [f.lease for f in batch]
-        async with self._ack_lock:
-            self._finishing(leases)
-            result = await (await self._ack_queue()).fail_many(batch)
-        self._acked("failure", leases, result)
+        await self._write_acks("failure", batch, JobQueue.fail_many)
 
-    def _finishing(self, leases: list[Lease]) -> None:
-        """From here on the ack may land at any moment: a lease renewal that no longer
-        finds the job running is not a lost lease."""
+    async def _write_acks(
+        self,
+        kind: str,
+        batch: list[AckT],
+        write: Callable[[JobQueue, Sequence[AckT]], Awaitable[AckResult]],
+    ) -> None:
+        leases = [ack.lease for ack in batch]
         assert self._keeper is not None
-        self._keeper.finishing(leases)
+        async with self._ack_lock:
+            # From here on the acks may land at any moment: a renewal that no longer
+            # finds their jobs running has not lost their leases.
+            self._keeper.finishing(leases)
+            result = await write(await self._ack_queue(), batch)
+        self._acked(kind, leases, result)
 
     def _acked(self, kind: str, leases: Sequence[Lease], result: AckResult) -> None:
         assert self._keeper is not None

@@ -15,6 +15,7 @@ from worker_helpers import (
     Rescuer,
     background_worker,
     db_now,
+    endless_task,
     eventually,
     open_runner,
     row,
@@ -222,24 +223,13 @@ async def _take_over(tr: TaskRunner, job_id: int, *, claim_as: str | None) -> No
 
 
 async def test_a_worker_that_loses_a_lease_stops_the_handler_and_acks_nothing(tr: TaskRunner):
-    started = asyncio.Event()
-    stopped = asyncio.Event()
+    long_job = endless_task(tr, lease=1.0)
 
-    @tr.task(lease=1.0)
-    async def long_job() -> str:
-        started.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            stopped.set()
-            raise
-        return "finished"
-
-    job = await long_job.enqueue()
+    job = await long_job.task.enqueue()
     async with background_worker(tr, rescue_interval=60):
-        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.wait_for(long_job.started.wait(), 10)
         await _take_over(tr, job.id, claim_as="other-worker")
-        await asyncio.wait_for(stopped.wait(), 5)
+        await asyncio.wait_for(long_job.cancelled.wait(), 5)
         await asyncio.sleep(0.2)
         taken = await row(tr, job.id)
 
@@ -281,30 +271,21 @@ async def test_a_worker_that_reclaims_its_own_lost_job_never_runs_it_twice_at_on
 async def test_every_log_record_about_a_lost_lease_names_the_job_task_and_request_id(
     tr: TaskRunner, caplog: pytest.LogCaptureFixture
 ):
-    started = asyncio.Event()
-    stopped = asyncio.Event()
+    long_job = endless_task(tr, lease=1.0)
 
-    @tr.task(lease=1.0)
-    async def long_job() -> None:
-        started.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            stopped.set()
-            raise
-
-    job = await long_job.enqueue(request_id="req-lost")
+    job = await long_job.task.enqueue(request_id="req-lost")
     caplog.set_level(logging.DEBUG, logger="taskrunner")
     async with background_worker(tr, rescue_interval=60):
-        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.wait_for(long_job.started.wait(), 10)
         await _take_over(tr, job.id, claim_as="other-worker")
-        await asyncio.wait_for(stopped.wait(), 5)
+        await asyncio.wait_for(long_job.cancelled.wait(), 5)
 
     about_job = [r for r in caplog.records if getattr(r, "job_id", None) == job.id]
     assert any("lost" in r.getMessage() for r in about_job)
     incomplete = [
         r.getMessage()
         for r in about_job
-        if getattr(r, "task", None) != long_job.name or getattr(r, "request_id", None) != "req-lost"
+        if getattr(r, "task", None) != long_job.task.name
+        or getattr(r, "request_id", None) != "req-lost"
     ]
     assert incomplete == []

@@ -200,10 +200,11 @@ class Endless:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def endless_task(runner: TaskRunner) -> Endless:
+def endless_task(runner: TaskRunner, **options: Any) -> Endless:
+    """Registered with `options` (those of `@runner.task`)."""
     endless = Endless(task=None)
 
-    @runner.task
+    @runner.task(**options)
     async def endless_handler() -> None:
         endless.started.set()
         try:
