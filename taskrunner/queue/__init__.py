@@ -1,7 +1,8 @@
 """The bare job queue: SQL and asyncpg only, no Python callables."""
 
+from taskrunner.queue.errors import translate_errors
 from taskrunner.queue.notify import Listener, cancel_channel, jobs_channel
-from taskrunner.queue.queue import JobQueue, translate_errors
+from taskrunner.queue.queue import JobQueue
 from taskrunner.queue.records import (
     AckResult,
     Completion,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -58,6 +59,23 @@ class JobRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 JOB_COLUMNS: tuple[str, ...] = JobRow.__struct_fields__
+_JSON_COLUMNS = ("args", "kwargs", "result")
+
+
+def job_row(record: Mapping[str, Any]) -> JobRow:
+    """A row as JobRow. JSON columns arrive as bytes from our pools (raw jsonb codec) or
+    as str from a caller's own connection (asyncpg's default codec)."""
+    values = {name: record[name] for name in JOB_COLUMNS}
+    for name in _JSON_COLUMNS:
+        if isinstance(values[name], str):
+            values[name] = values[name].encode()
+    return JobRow(**values)
+
+
+def positional_job_row(record: Sequence[Any]) -> JobRow:
+    """A row whose statement returns every column in JobRow's order, JSON as bytea (the
+    claim: the hot path, about a third cheaper than by name)."""
+    return JobRow(**dict(zip(JOB_COLUMNS, record, strict=True)))
 
 
 class EnqueueResult(msgspec.Struct, frozen=True, kw_only=True):

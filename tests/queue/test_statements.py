@@ -8,6 +8,7 @@ import re
 import asyncpg
 import pytest
 
+import taskrunner.queue.enqueue as enqueue_module
 import taskrunner.queue.queue as queue_module
 from taskrunner.db.identifiers import SCHEMA_MARKER
 from taskrunner.errors import InvalidSchemaName
@@ -35,7 +36,8 @@ def test_every_named_statement_loads():
 
 
 def test_every_statement_the_queue_uses_is_defined_and_every_defined_one_is_used():
-    used = set(re.findall(r'self\.sql\["([a-z_]+)"\]', inspect.getsource(queue_module)))
+    source = inspect.getsource(queue_module) + inspect.getsource(enqueue_module)
+    used = set(re.findall(r'self\.sql\["([a-z_]+)"\]', source))
     assert used == set(load_statements())
 
 
