@@ -24,7 +24,10 @@ inserted AS (
            coalesce(run_at, now() + make_interval(secs => delay)),
            max_attempts, idempotency_key, fingerprint, request_id
     FROM input
-    ORDER BY ord
+    -- One canonical order of keys, whatever the input's: two batches sharing keys then
+    -- take them in the same order, so one may wait for the other but never both for
+    -- each other (a deadlock). The ids were drawn in input order above.
+    ORDER BY task, idempotency_key, ord
     ON CONFLICT (task, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING j.*
 ),
