@@ -99,7 +99,8 @@ class JobQueue:
         queues: Sequence[str] | None = None,
     ) -> list[JobRow]:
         """Claim up to `limit` runnable jobs of `tasks`, highest priority then oldest
-        run_at first, each under a fresh lease of its task's length (seconds)."""
+        run_at first, each under a fresh lease of its task's length (seconds). A job
+        with no attempts left is failed instead (and logged), never handed out."""
         if limit <= 0 or not tasks:
             return []
         task_list = list(tasks)
@@ -115,7 +116,16 @@ class JobQueue:
             leases,
             owner,
         )
-        claimed = [positional_job_row(r) for r in rows]
+        claimed = [positional_job_row(r) for r in rows if r[3] == "running"]
+        if len(claimed) < len(rows):
+            for r in rows:
+                if r[3] != "running":
+                    log.error(
+                        "job %s failed without running: %s",
+                        r[0],
+                        r[17],
+                        extra={"job_id": r[0], "task": r[1], "request_id": r[12]},
+                    )
         claimed.sort(key=lambda j: (-j.priority, j.run_at, j.id))
         return claimed
 

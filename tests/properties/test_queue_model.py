@@ -239,7 +239,7 @@ class QueueMachine(RuleBasedStateMachine):
         if job.cancel_requested:
             self.ended(job_id, "cancelled")
         else:
-            self.requeued(job_id)
+            self.requeued(job_id, attempts=job.attempts - 1)  # the claim's attempt given back
         assert ack.applied == {job_id: self.jobs[job_id].status}
 
     @precondition(lambda self: self.ids_with("running"))

@@ -200,7 +200,7 @@ async def test_a_failure_of_a_job_whose_cancel_was_asked_ends_it_cancelled(
 # ---- release -----------------------------------------------------------------------
 
 
-async def test_a_released_job_is_queued_again_at_once_with_its_attempt_counted(
+async def test_a_released_job_is_queued_again_at_once_with_the_attempts_it_had_before_its_claim(
     queue: JobQueue,
 ):
     job = await running_job(queue)
@@ -210,11 +210,45 @@ async def test_a_released_job_is_queued_again_at_once_with_its_attempt_counted(
     assert ack.applied == {job.id: "queued"}
     released = await stored(queue, job.id)
     assert released.status == "queued"
-    assert released.attempts == 1
+    assert released.attempts == 0
     assert holds_no_lease(released)
     (again,) = await queue.claim(["t"], limit=1, owner="w2")
     assert again.id == job.id
-    assert again.attempts == 2
+    assert again.attempts == 1
+
+
+async def test_a_job_handed_back_more_often_than_its_max_attempts_still_runs_its_attempts(
+    queue: JobQueue,
+):
+    (result,) = await queue.enqueue_many([NewJob(task="t", max_attempts=2)])
+    for _ in range(3):
+        (handed_back,) = await queue.claim(["t"], limit=1, owner="w")
+        await queue.release_many([handed_back.lease])
+
+    (first,) = await queue.claim(["t"], limit=1, owner="w")
+    assert (first.id, first.attempts) == (result.job.id, 1)
+    await queue.fail_many([Failure(lease=first.lease, error="boom", retry_in=0)])
+    (second,) = await queue.claim(["t"], limit=1, owner="w")
+    assert second.attempts == 2
+
+
+async def test_a_queued_job_with_no_attempts_left_is_failed_by_the_claim_and_never_handed_out(
+    queue: JobQueue, pool: asyncpg.Pool
+):
+    (result,) = await queue.enqueue_many([NewJob(task="t", max_attempts=2)])
+    await pool.execute(
+        f'UPDATE "{queue.schema}".jobs SET attempts = 2 WHERE id = $1', result.job.id
+    )
+
+    assert await queue.claim(["t"], limit=5, owner="w") == []
+
+    failed = await stored(queue, result.job.id)
+    assert failed.status == "failed"
+    assert failed.attempts == 2
+    assert failed.finished_at is not None
+    assert holds_no_lease(failed)
+    assert failed.last_error is not None
+    assert "no attempts left" in failed.last_error
 
 
 async def test_releasing_a_job_whose_cancel_was_asked_ends_it_cancelled(queue: JobQueue):

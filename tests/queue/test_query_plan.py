@@ -116,3 +116,47 @@ async def test_rescuing_expired_leases_reads_the_lease_expiry_index(
 
     assert any(n.get("Index Name") == "jobs_lease_expiry" for n in nodes(plan)), json.dumps(plan)
     assert not any(n["Node Type"] == "Seq Scan" for n in nodes(plan)), json.dumps(plan)
+
+
+NEVER_ANALYSED_QUEUED_ROWS = 50_000
+
+
+@pytest.fixture
+async def never_analysed_backlog(pool: asyncpg.Pool, schema: str) -> str:
+    """50,000 queued jobs of mixed priority in a table that was never analysed (and whose
+    autovacuum, which would analyse it, is off)."""
+    await pool.execute(
+        f'ALTER TABLE "{schema}".jobs SET (autovacuum_enabled = off, '
+        "toast.autovacuum_enabled = off)"
+    )
+    await pool.execute(
+        f'INSERT INTO "{schema}".jobs (task, priority, run_at) '
+        "SELECT 't', i % 3, now() - make_interval(secs => i) FROM generate_series(1, $1) AS i",
+        NEVER_ANALYSED_QUEUED_ROWS,
+    )
+    analysed = await pool.fetchrow(
+        "SELECT last_analyze, last_autoanalyze, c.reltuples FROM pg_stat_user_tables AS s "
+        "JOIN pg_class AS c ON c.oid = s.relid WHERE s.schemaname = $1 AND s.relname = 'jobs'",
+        schema,
+    )
+    assert analysed["last_analyze"] is None
+    assert analysed["last_autoanalyze"] is None
+    assert analysed["reltuples"] < 0  # never analysed nor vacuumed
+    return schema
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("queues", [None, ["default"]], ids=["any-queue", "named-queue"])
+async def test_claiming_from_a_never_analysed_backlog_walks_the_claim_index_without_sorting(
+    pool: asyncpg.Pool, never_analysed_backlog: str, plan_cache_mode: str, queues: list[str] | None
+):
+    sql = statements_for(never_analysed_backlog)["claim_batch"]
+    async with pool.acquire() as conn:
+        plan = await explain_claim(conn, sql, queues, plan_cache_mode)
+
+    inner = list(nodes(claim_cte(plan)))
+    scans = [n for n in inner if "Scan" in n["Node Type"]]
+    assert [(n["Node Type"], n.get("Index Name")) for n in scans] == [
+        ("Index Scan", "jobs_claim_order")
+    ], json.dumps(inner)
+    assert not any(n["Node Type"] == "Sort" for n in inner), json.dumps(inner)

@@ -42,10 +42,12 @@ WHERE j.id = ANY($1::bigint[]) AND j.id = t.id AND j.lease_id = t.lease_id
 RETURNING j.id, j.status::text;
 
 -- name: release_many
--- Hands running jobs back to the queue untouched (a worker shutting down). The attempt
--- that started stays counted; a job whose cancel was asked ends cancelled instead.
+-- Hands running jobs back to the queue (a worker shutting down). The attempt their claim
+-- counted is taken back: a job handed back keeps the attempts it had, however often its
+-- workers stop. A job whose cancel was asked ends cancelled instead, its attempt counted.
 UPDATE /*schema*/jobs AS j
 SET status = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'queued' END::/*schema*/job_status,
+    attempts = CASE WHEN j.cancel_requested THEN j.attempts ELSE greatest(j.attempts - 1, 0) END,
     finished_at = CASE WHEN j.cancel_requested THEN now() END,
     run_at = CASE WHEN j.cancel_requested THEN j.run_at ELSE now() END,
     lease_id = NULL,

@@ -6,30 +6,45 @@
 -- id even when generic (a join on the CTE would be planned for an unknown LIMIT: a scan
 -- of the whole primary key).
 --
+-- The plan walks the claim index in its order and stops after $3 rows, whatever the
+-- statistics say. Tasks and queues are matched with array_position, not = ANY: the
+-- planner has no estimate for it and assumes nearly every row matches, as it does for a
+-- worker's own tasks. With = ANY on a table never analysed, it assumed 1 row in 200
+-- matches, took a walk of the index for too long, and sorted every queued row instead
+-- (45 ms per claim with 50,000 queued, against 0.2 ms).
+--
+-- A job with no attempts left (handed back by an older version, or its max_attempts
+-- lowered) is not run: it fails, says why, and is not returned.
+--
 -- Each claim draws a fresh lease id for fencing: 64 random bits, not a sequence, so that
--- no id is ever handed out twice, even when a claim's commit is lost in a server crash
--- (the worker's claim connection commits asynchronously). 0001's lease_ids sequence is
--- no longer drawn from.
+-- no id is ever handed out twice. 0001's lease_ids sequence is no longer drawn from.
 WITH picked AS (
     SELECT id
     FROM /*schema*/jobs
     WHERE status = 'queued'
       AND run_at <= now()
-      AND task = ANY($1::text[])
-      AND ($2::text[] IS NULL OR queue = ANY($2::text[]))
+      AND array_position($1::text[], task) IS NOT NULL
+      AND ($2::text[] IS NULL OR array_position($2::text[], queue) IS NOT NULL)
     ORDER BY priority DESC, run_at, id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 )
 UPDATE /*schema*/jobs AS j
-SET status = 'running',
-    attempts = j.attempts + 1,
-    lease_id = ('x' || left(replace(gen_random_uuid()::text, '-', ''), 16))::bit(64)::bigint,
-    lease_owner = $5,
-    lease_expires_at = now() + make_interval(secs => coalesce(
-        (SELECT l.secs FROM unnest($1::text[], $4::float8[]) AS l(task, secs)
-         WHERE l.task = j.task LIMIT 1), 30)),
-    started_at = now()
+SET status = CASE WHEN j.attempts < j.max_attempts THEN 'running' ELSE 'failed'
+             END::/*schema*/job_status,
+    attempts = CASE WHEN j.attempts < j.max_attempts THEN j.attempts + 1 ELSE j.attempts END,
+    lease_id = CASE WHEN j.attempts < j.max_attempts
+        THEN ('x' || left(replace(gen_random_uuid()::text, '-', ''), 16))::bit(64)::bigint END,
+    lease_owner = CASE WHEN j.attempts < j.max_attempts THEN $5 END,
+    lease_expires_at = CASE WHEN j.attempts < j.max_attempts
+        THEN now() + make_interval(secs => coalesce(
+            (SELECT l.secs FROM unnest($1::text[], $4::float8[]) AS l(task, secs)
+             WHERE l.task = j.task LIMIT 1), 30)) END,
+    started_at = CASE WHEN j.attempts < j.max_attempts THEN now() ELSE j.started_at END,
+    finished_at = CASE WHEN j.attempts < j.max_attempts THEN j.finished_at ELSE now() END,
+    last_error = CASE WHEN j.attempts < j.max_attempts THEN j.last_error
+        ELSE 'not run: no attempts left (' || j.attempts || ' of max_attempts '
+             || j.max_attempts || ' already used) when it was claimed' END
 WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
 -- Every column, in the table's (and JobRow's) order, so that rows are built by position;
 -- the JSON columns as their bytes, which the driver hands over without a Python call.
