@@ -9,6 +9,8 @@ enqueue paths live in queue/enqueue.py.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -301,7 +303,47 @@ class JobQueue:
         return [(r["id"], r["status"]) for r in rows]
 
     @translate_errors
-    async def delete_finished(self, *, older_than: float, limit: int = 10_000) -> int:
-        """Delete jobs finished more than `older_than` seconds ago (frees their keys)."""
-        count: int = await self.db.fetchval(self.sql["delete_finished"], older_than, limit)
-        return count
+    async def delete_finished(
+        self,
+        *,
+        older_than: float | None = None,
+        limit: int | None = None,
+        batch: int = 1_000,
+        max_seconds: float = 30.0,
+    ) -> int:
+        """Delete jobs finished more than `older_than` seconds ago, or by default more
+        than the schema's key lifetime ago (frees their keys); returns how many.
+
+        Works in batches of `batch` rows, each a short transaction that skips rows
+        locked by anything else, until none is left, `limit` rows are gone, or
+        `max_seconds` have passed: it keeps pace with any finish rate without holding
+        long locks or holding up claims.
+        """
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        deadline = time.monotonic() + max_seconds
+        total = 0
+        while True:
+            size = batch if limit is None else min(batch, limit - total)
+            if size <= 0:
+                return total
+            count: int = await self.db.fetchval(self.sql["delete_finished"], older_than, size)
+            total += count
+            if count < size or time.monotonic() >= deadline:
+                return total
+
+    # ---- schema settings -----------------------------------------------------------
+
+    @translate_errors
+    async def idempotency_ttl(self) -> float:
+        """The schema's key lifetime in seconds (also the retention of finished jobs)."""
+        ttl: float = await self.db.fetchval(self.sql["get_idempotency_ttl"])
+        return ttl
+
+    @translate_errors
+    async def set_idempotency_ttl(self, seconds: float) -> float | None:
+        """Set the schema's key lifetime; returns the previous value if it changed."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"idempotency_ttl must be finite and not negative, not {seconds!r}")
+        previous: float | None = await self.db.fetchval(self.sql["set_idempotency_ttl"], seconds)
+        return previous

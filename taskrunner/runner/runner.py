@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -29,6 +30,9 @@ from taskrunner.runner.retry import Retry
 from taskrunner.runner.tasks import ExecutorName, Task
 from taskrunner.runner.worker import Worker, WorkerSettings
 
+log = logging.getLogger("taskrunner")
+DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0  # a new schema's (migration 0004)
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -46,17 +50,20 @@ class TaskRunner:
         *,
         schema: str = "taskrunner",
         auto_migrate: bool = True,
-        idempotency_ttl: timedelta | float = timedelta(hours=24),
+        idempotency_ttl: timedelta | float | None = None,
         pool_size: int = 10,
         statement_cache_size: int = 1024,
     ) -> None:
         self.dsn = dsn
         self.schema = validate_schema(schema)
         self.auto_migrate = auto_migrate
+        # The key lifetime is the schema's: given here, open() writes it there; not
+        # given, the runner uses what the schema holds (24 hours unless set).
+        self._explicit_ttl = idempotency_ttl is not None
         ttl = (
             idempotency_ttl.total_seconds()
             if isinstance(idempotency_ttl, timedelta)
-            else float(idempotency_ttl)
+            else float(idempotency_ttl if idempotency_ttl is not None else DEFAULT_IDEMPOTENCY_TTL)
         )
         if ttl < 0:
             raise ValueError("idempotency_ttl must not be negative")
@@ -174,11 +181,28 @@ class TaskRunner:
                     pending = await migrator.pending(conn)
                     if pending:
                         raise SchemaOutOfDate(self.schema, pending)
+            queue = JobQueue(pool, self.schema)
+            await self._settle_idempotency_ttl(queue)
         except BaseException:
             await pool.close()
             raise
         self._pool = pool
-        self._queue = JobQueue(pool, self.schema)
+        self._queue = queue
+
+    async def _settle_idempotency_ttl(self, queue: JobQueue) -> None:
+        """Write the key lifetime given to this runner to the schema, or take the
+        schema's."""
+        if not self._explicit_ttl:
+            self.idempotency_ttl_seconds = await queue.idempotency_ttl()
+            return
+        previous = await queue.set_idempotency_ttl(self.idempotency_ttl_seconds)
+        if previous is not None:
+            log.info(
+                "idempotency_ttl of schema %s changed from %gs to %gs",
+                self.schema,
+                previous,
+                self.idempotency_ttl_seconds,
+            )
 
     async def close(self) -> None:
         pool, self._pool, self._queue = self._pool, None, None
@@ -205,7 +229,10 @@ class TaskRunner:
                 return await migrator.migrate(conn, dry_run=dry_run)
         conn = await connect(await self._resolve())
         try:
-            return await migrator.migrate(conn, dry_run=dry_run)
+            applied = await migrator.migrate(conn, dry_run=dry_run)
+            if not dry_run and self._explicit_ttl:
+                await self._settle_idempotency_ttl(JobQueue(conn, self.schema))
+            return applied
         finally:
             await conn.close()
 
@@ -231,9 +258,7 @@ class TaskRunner:
         found = self._task_for(task)
         options = _Options.build(found, request_id, delay, run_at, priority, queue, max_attempts)
         new = self._new_job(found, args, kwargs, idempotency_key, options, index=None)
-        result = await self.job_queue.enqueue(
-            new, connection=connection, idempotency_ttl=self.idempotency_ttl_seconds
-        )
+        result = await self.job_queue.enqueue(new, connection=connection)
         return Job.from_row(result.job, deduplicated=result.deduplicated)
 
     async def enqueue_many(
@@ -273,9 +298,7 @@ class TaskRunner:
                 args, kwargs = (call,), {}
             key = idempotency_keys[index] if idempotency_keys is not None else None
             new_jobs.append(self._new_job(found, args, kwargs, key, options, index=index))
-        results = await self.job_queue.enqueue_many(
-            new_jobs, connection=connection, idempotency_ttl=self.idempotency_ttl_seconds
-        )
+        results = await self.job_queue.enqueue_many(new_jobs, connection=connection)
         if idempotency_keys is None or not any(idempotency_keys):
             return _jobs_of_one_insert([r.job for r in results])
         return [Job.from_row(r.job, deduplicated=r.deduplicated) for r in results]

@@ -416,7 +416,7 @@ class Worker:
                     self._wakeup.set()
                 if loop.time() >= next_prune:
                     next_prune = loop.time() + self.settings.prune_interval
-                    await self.queue.delete_finished(older_than=self.runner.idempotency_ttl_seconds)
+                    await self.queue.delete_finished()  # by the schema's key lifetime
                 if self._listener is None or self._listener.conn.is_closed():
                     await self._listen()
             except DatabaseError as exc:

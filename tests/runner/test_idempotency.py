@@ -379,3 +379,33 @@ async def test_enqueues_racing_from_several_processes_make_one_job_per_key_and_a
         assert len({job_id for job_id, _ in answers}) == 1, key
         assert sorted(d for _, d in answers) == ["False", "True", "True", "True"], key
     assert await count_jobs() == KEYS
+
+
+# ---- the schema's key lifetime -------------------------------------------------------
+
+
+async def test_a_runner_given_a_key_lifetime_writes_it_to_the_schema_for_every_process(
+    pg_dsn: str, bare_schema: str
+):
+    async with TaskRunner(pg_dsn, schema=bare_schema, idempotency_ttl=timedelta(minutes=5)):
+        pass
+
+    async with TaskRunner(pg_dsn, schema=bare_schema) as other:
+        assert other.idempotency_ttl_seconds == 300
+        assert await other.job_queue.idempotency_ttl() == 300
+
+
+async def test_a_runner_without_a_key_lifetime_frees_keys_by_the_schemas_not_its_default(
+    pg_dsn: str, bare_schema: str
+):
+    async with TaskRunner(pg_dsn, schema=bare_schema, idempotency_ttl=0.2):
+        pass
+    async with TaskRunner(pg_dsn, schema=bare_schema) as runner:  # default would be 24 h
+        build = build_task(runner)
+        old = await build.enqueue(1, idempotency_key="report-1")
+        await runner.cancel(old.id)
+        await asyncio.sleep(0.3)
+
+        new = await build.enqueue(1, idempotency_key="report-1")
+
+        assert (new.deduplicated, new.id != old.id) == (False, True)

@@ -2,7 +2,8 @@
 -- Inserts a batch in one round trip. Ids are drawn first so each inserted row maps back to
 -- its input position. A taken idempotency key inserts nothing and returns the visible
 -- holder instead (inserted = false), with key_expired telling whether its retention
--- ran out. An input whose holder is not visible yet (a concurrent insert committed after
+-- ran out: the key lifetime is $12 seconds, or when $12 is null the schema's (its
+-- settings). An input whose holder is not visible yet (a concurrent insert committed after
 -- this statement's snapshot) returns no row at all; the caller asks again.
 -- Payloads arrive as text and are cast here, so the statement works on any asyncpg
 -- connection, including a caller's own with the driver's default jsonb codec.
@@ -40,20 +41,23 @@ FROM input AS i JOIN inserted AS ins ON ins.id = i.id
 WHERE (SELECT count(*) FROM notified) >= 0  -- evaluated once: sends the notifications
 UNION ALL
 SELECT i.ord, false, (e.finished_at IS NOT NULL
-                      AND e.finished_at <= now() - make_interval(secs => $12::float8)), e.*
+                      AND e.finished_at <= now() - make_interval(secs => coalesce(
+                          $12::float8, (SELECT idempotency_ttl FROM /*schema*/settings)))), e.*
 FROM input AS i
 JOIN /*schema*/jobs AS e ON e.task = i.task AND e.idempotency_key = i.idempotency_key
 WHERE i.idempotency_key IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM inserted AS ins WHERE ins.id = i.id);
 
 -- name: release_expired_keys
--- Frees idempotency keys of finished jobs past their retention, so the key can be reused
--- before the pruner deletes the old row. The old job keeps its id and result.
+-- Frees idempotency keys of finished jobs past their retention ($2 seconds, or the
+-- schema's when null), so the key can be reused before the pruner deletes the old row.
+-- The old job keeps its id and result.
 UPDATE /*schema*/jobs
 SET idempotency_key = NULL
 WHERE id = ANY($1::bigint[])
   AND finished_at IS NOT NULL
-  AND finished_at <= now() - make_interval(secs => $2::float8);
+  AND finished_at <= now() - make_interval(secs => coalesce(
+      $2::float8, (SELECT idempotency_ttl FROM /*schema*/settings)));
 
 -- name: insert_many
 -- The fast path for batches without idempotency keys: nothing can conflict, so no ids

@@ -26,16 +26,23 @@ WHERE j.id IN (
 RETURNING j.id, j.status::text, j.task, j.request_id;
 
 -- name: delete_finished
--- Deletes finished jobs (succeeded, failed, cancelled) that finished more than $1 seconds
--- ago, up to $2 rows per call; frees their idempotency keys. Returns how many.
-WITH gone AS (
-    DELETE FROM /*schema*/jobs
-    WHERE id IN (
-        SELECT id FROM /*schema*/jobs
-        WHERE finished_at IS NOT NULL
-          AND finished_at < now() - make_interval(secs => $1::float8)
-        LIMIT $2
-    )
+-- Deletes up to $2 finished jobs (succeeded, failed, cancelled) that finished more than
+-- $1 seconds ago, or when $1 is null more than the schema's key lifetime ago (its
+-- settings), oldest first; frees their idempotency keys. Returns how many. The caller
+-- loops over batches, each its own short transaction; SKIP LOCKED passes over a row
+-- something else holds (a retry of that job, a key being released), so pruning never
+-- waits on, nor holds up, anything else.
+WITH doomed AS (
+    SELECT id FROM /*schema*/jobs
+    WHERE finished_at IS NOT NULL
+      AND finished_at < now() - make_interval(secs => coalesce(
+          $1::float8, (SELECT s.idempotency_ttl FROM /*schema*/settings AS s)))
+    ORDER BY finished_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+),
+gone AS (
+    DELETE FROM /*schema*/jobs WHERE id = ANY(ARRAY(SELECT id FROM doomed))
     RETURNING 1
 )
 SELECT count(*) FROM gone;
