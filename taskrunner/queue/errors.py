@@ -60,6 +60,8 @@ def translate_error(exc: BaseException, schema: str = "?") -> TaskRunnerError:
     """The taskrunner error for a driver error (its cause is the driver's error)."""
     if isinstance(exc, TaskRunnerError):
         return exc
+    if isinstance(exc, asyncpg.exceptions.OutdatedSchemaCacheError):  # the connection is fine
+        return DatabaseError(str(exc))
     if isinstance(exc, CONNECTION_ERRORS) or _is_closed_connection(exc):
         detail = str(exc) or type(exc).__name__
         if isinstance(exc, TimeoutError):
