@@ -5,14 +5,20 @@ from taskrunner.db.identifiers import quote_schema, validate_schema
 from taskrunner.db.migrator import Migrator
 from taskrunner.db.pool import (
     CLAIM_SESSION_SETTINGS,
+    CONNECT_WAIT,
     HOT_PATH_SESSION_SETTINGS,
+    WORKER_COMMAND_TIMEOUT,
+    WORKER_SESSION_SETTINGS,
     connect,
     create_pool,
 )
 
 __all__ = [
     "CLAIM_SESSION_SETTINGS",
+    "CONNECT_WAIT",
     "HOT_PATH_SESSION_SETTINGS",
+    "WORKER_COMMAND_TIMEOUT",
+    "WORKER_SESSION_SETTINGS",
     "Migrator",
     "ResolvedDsn",
     "connect",

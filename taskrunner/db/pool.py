@@ -7,14 +7,21 @@ msgspec, so the driver never parses JSON.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 
 from taskrunner.db.dsn import ResolvedDsn
 from taskrunner.errors import ConnectError
 
-CONNECT_TIMEOUT = 10.0
+log = logging.getLogger("taskrunner")
+T = TypeVar("T")
+
+CONNECT_TIMEOUT = 10.0  # one try
+CONNECT_WAIT = 10.0  # all tries of a one-off command while the server is unreachable
 
 
 def _encode_jsonb(value: bytes | str) -> bytes:
@@ -50,21 +57,91 @@ def _connect_error(target: ResolvedDsn, exc: BaseException) -> ConnectError:
     )
 
 
+# Failures to connect that the next try may not see: nothing listens yet, the server is
+# starting or shutting down, the network is down. Wrong passwords, unknown databases or
+# bad options are not among them: they fail at once.
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+_CONNECT_FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+# The backoff between tries: 0.2 s doubling up to 5 s, with up to 20 % jitter.
+_FIRST_RETRY = 0.2
+_MAX_RETRY = 5.0
+
+
+async def _until_reachable(
+    target: ResolvedDsn,
+    attempt: Callable[[float], Awaitable[T]],
+    *,
+    timeout: float,
+    wait: float | None,
+) -> T:
+    """Run `attempt` (given its own timeout) until it connects. While the server is
+    unreachable it tries again with backoff, one log line per try, for up to `wait`
+    seconds in all (None: until it comes); other failures end it at once."""
+    loop = asyncio.get_running_loop()
+    deadline = None if wait is None else loop.time() + wait
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return await asyncio.wait_for(attempt(timeout), timeout)
+        except _CONNECT_FAILURES as exc:
+            error = _connect_error(target, exc)
+            if not isinstance(exc, _UNREACHABLE):
+                raise error from exc
+            delay = min(_MAX_RETRY, _FIRST_RETRY * 2 ** min(tries - 1, 10))
+            delay *= 1 + random.uniform(0, 0.2)
+            if deadline is not None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise error from exc
+                delay = min(delay, left)
+            log.warning("%s; try %d failed, trying again in %.1fs", error, tries, delay)
+            await asyncio.sleep(delay)
+
+
+# Every connection of a worker notices a dead peer within seconds: the server drops a
+# client that stopped answering (keepalives, and unacknowledged data after
+# tcp_user_timeout), and ends a statement that runs too long; the client gives up on a
+# command after WORKER_COMMAND_TIMEOUT (asyncpg's command_timeout), which the queue
+# reports as a lost connection. Worker statements take milliseconds; the limits are far
+# above any of them.
+WORKER_COMMAND_TIMEOUT = 15.0
+WORKER_SESSION_SETTINGS = {
+    "statement_timeout": "10s",
+    "idle_in_transaction_session_timeout": "30s",
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "2",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "10000",  # milliseconds
+}
+
 # Session settings of a worker's own connections (acks, lease renewal). Queue tables
 # swing between empty and huge faster than statistics follow, and a stale estimate turns
 # a statement on a few rows into a sequential scan over all history (an ack of three
 # jobs took 2 ms that way); an index always serves these statements. Their plans do not
 # depend on the parameters, so each is planned once (generic) instead of on every
 # execution, which was a quarter of the claim's time in the database.
-HOT_PATH_SESSION_SETTINGS = {"enable_seqscan": "off", "plan_cache_mode": "force_generic_plan"}
+HOT_PATH_SESSION_SETTINGS = {
+    **WORKER_SESSION_SETTINGS,
+    "enable_seqscan": "off",
+    "plan_cache_mode": "force_generic_plan",
+}
 
-# The claim connection's: the same, and:
-#
-# Claims commit without waiting for the WAL flush. A claim lost in a server crash only
-# puts its jobs back to queued (at least once, as after any crash), and its lease ids are
-# random, so none is ever issued again: fencing holds. Acks and renewals stay durable, and
-# a durable ack's flush covers the earlier claim, so a finished job never comes back.
-CLAIM_SESSION_SETTINGS = {**HOT_PATH_SESSION_SETTINGS, "synchronous_commit": "off"}
+# The claim connection's: the same, and its claims commit durably. No handler may start
+# before its claim is durable: a claim lost in a server crash would put its jobs back to
+# queued under the same attempt number while their first handlers still ran, and another
+# worker would run them at the same time. The WAL flush is shared by concurrent commits;
+# what it costs is in README (Production notes).
+CLAIM_SESSION_SETTINGS = {**HOT_PATH_SESSION_SETTINGS, "synchronous_commit": "on"}
 
 
 async def connect(
@@ -73,17 +150,24 @@ async def connect(
     timeout: float = CONNECT_TIMEOUT,
     server_settings: dict[str, str] | None = None,
     raw_jsonb: bool = True,
+    command_timeout: float | None = None,
+    wait: float | None = 0.0,
 ) -> asyncpg.Connection:
     """One connection (for LISTEN, claims, acks, migrations, lease renewal). With
     `raw_jsonb=False` jsonb keeps asyncpg's C text codec (str values, no Python call per
-    value), which the worker's hot-path connections prefer; the queue accepts both."""
-    try:
-        conn = await asyncio.wait_for(
-            asyncpg.connect(target.dsn, timeout=timeout, server_settings=server_settings),
-            timeout,
+    value), which the worker's hot-path connections prefer; the queue accepts both.
+    While the server is unreachable it tries again for up to `wait` seconds (None:
+    until it answers); each try has `timeout`."""
+
+    async def attempt(limit: float) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            target.dsn,
+            timeout=limit,
+            server_settings=server_settings,
+            command_timeout=command_timeout,
         )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        raise _connect_error(target, exc) from exc
+
+    conn = await _until_reachable(target, attempt, timeout=timeout, wait=wait)
     if raw_jsonb:
         await init_connection(conn)
     return conn
@@ -96,23 +180,24 @@ async def create_pool(
     max_size: int = 10,
     timeout: float = CONNECT_TIMEOUT,
     statement_cache_size: int = 1024,
+    wait: float | None = CONNECT_WAIT,
     **kwargs: Any,
 ) -> asyncpg.Pool:
-    """A pool; set `statement_cache_size=0` behind PgBouncer in transaction mode."""
-    try:
-        pool = await asyncio.wait_for(
-            asyncpg.create_pool(
-                target.dsn,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=timeout,
-                init=init_connection,
-                reset=_skip_session_reset,
-                statement_cache_size=statement_cache_size,
-                **kwargs,
-            ),
-            timeout,
+    """A pool; set `statement_cache_size=0` behind PgBouncer in transaction mode. While
+    the server is unreachable it tries again for up to `wait` seconds (default 10; None:
+    until it answers, as a worker starting before its database does)."""
+
+    async def attempt(limit: float) -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            target.dsn,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=limit,
+            init=init_connection,
+            reset=_skip_session_reset,
+            statement_cache_size=statement_cache_size,
+            **kwargs,
         )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        raise _connect_error(target, exc) from exc
+
+    pool: asyncpg.Pool = await _until_reachable(target, attempt, timeout=timeout, wait=wait)
     return pool

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 
-from taskrunner.db import HOT_PATH_SESSION_SETTINGS, ResolvedDsn, connect
+from taskrunner.db import HOT_PATH_SESSION_SETTINGS, WORKER_COMMAND_TIMEOUT, ResolvedDsn, connect
 from taskrunner.queue import JobQueue, Lease, LeaseExtension
 
 log = logging.getLogger("taskrunner")
@@ -128,7 +128,9 @@ class LeaseKeeper:
                 if conn is None or conn.is_closed():
                     try:
                         conn = await connect(
-                            self._target, server_settings=HOT_PATH_SESSION_SETTINGS
+                            self._target,
+                            server_settings=HOT_PATH_SESSION_SETTINGS,
+                            command_timeout=WORKER_COMMAND_TIMEOUT,
                         )
                         self._queue = JobQueue(conn, self._schema)
                     except Exception as exc:

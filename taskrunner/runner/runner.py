@@ -12,7 +12,17 @@ from typing import Any, ParamSpec, TypeVar, overload
 import asyncpg
 import msgspec
 
-from taskrunner.db import Migrator, ResolvedDsn, connect, create_pool, resolve_dsn, validate_schema
+from taskrunner.db import (
+    CONNECT_WAIT,
+    WORKER_COMMAND_TIMEOUT,
+    WORKER_SESSION_SETTINGS,
+    Migrator,
+    ResolvedDsn,
+    connect,
+    create_pool,
+    resolve_dsn,
+    validate_schema,
+)
 from taskrunner.errors import (
     InvalidArguments,
     JobCancelled,
@@ -165,18 +175,41 @@ class TaskRunner:
         return self._target
 
     async def open(self) -> None:
-        """Connect, and migrate (auto_migrate) or check that the schema is up to date."""
+        """Connect, and migrate (auto_migrate) or check that the schema is up to date.
+        While the server is unreachable it tries again for up to 10 seconds."""
+        await self._open(wait=CONNECT_WAIT, for_worker=False)
+
+    async def _open(self, *, wait: float | None, for_worker: bool) -> None:
+        """Open with `wait` seconds of tries (None: until the server answers). A runner
+        opened for its worker gives its pool the worker's timeouts; it migrates over a
+        connection of its own, whose statements may take as long as they need."""
         if self._queue is not None:
             return
         target = await self._resolve()
+        migrator = Migrator(self.schema)
+        pool_options: dict[str, Any] = {}
+        if for_worker:
+            pool_options = {
+                "server_settings": WORKER_SESSION_SETTINGS,
+                "command_timeout": WORKER_COMMAND_TIMEOUT,
+            }
+            if self.auto_migrate:
+                conn = await connect(target, wait=wait)
+                try:
+                    await migrator.migrate(conn)
+                finally:
+                    await conn.close()
         pool = await create_pool(
-            target, max_size=self.pool_size, statement_cache_size=self.statement_cache_size
+            target,
+            max_size=self.pool_size,
+            statement_cache_size=self.statement_cache_size,
+            wait=wait,
+            **pool_options,
         )
         try:
             async with pool.acquire() as conn:
-                migrator = Migrator(self.schema)
                 if self.auto_migrate:
-                    await migrator.migrate(conn)
+                    await migrator.migrate(conn)  # nothing left, when a worker migrated above
                 else:
                     pending = await migrator.pending(conn)
                     if pending:
@@ -227,7 +260,7 @@ class TaskRunner:
         if self._pool is not None:
             async with self._pool.acquire() as conn:
                 return await migrator.migrate(conn, dry_run=dry_run)
-        conn = await connect(await self._resolve())
+        conn = await connect(await self._resolve(), wait=CONNECT_WAIT)
         try:
             applied = await migrator.migrate(conn, dry_run=dry_run)
             if not dry_run and self._explicit_ttl:
@@ -408,8 +441,8 @@ class TaskRunner:
         if isinstance(queues, str):
             queues = [q.strip() for q in queues.split(",") if q.strip()]
         opened_here = not self.is_open
-        if opened_here:
-            await self.open()
+        if opened_here:  # a worker waits for its database however long it takes to come
+            await self._open(wait=None, for_worker=True)
         try:
             worker = Worker(
                 self,

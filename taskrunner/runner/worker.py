@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import tenacity
 
-from taskrunner.db import CLAIM_SESSION_SETTINGS, HOT_PATH_SESSION_SETTINGS, connect
+from taskrunner.db import (
+    CLAIM_SESSION_SETTINGS,
+    HOT_PATH_SESSION_SETTINGS,
+    WORKER_COMMAND_TIMEOUT,
+    WORKER_SESSION_SETTINGS,
+    connect,
+)
 from taskrunner.errors import DatabaseError
 from taskrunner.queue import AckResult, Completion, Failure, JobQueue, JobRow, Lease, Listener
 from taskrunner.runner.buffers import BatchBuffer
@@ -193,7 +199,10 @@ class Worker:
         without a pool round of acquire and release per claim."""
         if self._claimer is None or self._claimer.db.is_closed():
             conn = await connect(
-                self.runner.target, server_settings=CLAIM_SESSION_SETTINGS, raw_jsonb=False
+                self.runner.target,
+                server_settings=CLAIM_SESSION_SETTINGS,
+                raw_jsonb=False,
+                command_timeout=WORKER_COMMAND_TIMEOUT,
             )
             self._claimer = JobQueue(conn, self.runner.schema)
         return self._claimer
@@ -202,7 +211,10 @@ class Worker:
         """Acks go through a connection of their own too; callers hold `_ack_lock`."""
         if self._acker is None or self._acker.db.is_closed():
             conn = await connect(
-                self.runner.target, server_settings=HOT_PATH_SESSION_SETTINGS, raw_jsonb=False
+                self.runner.target,
+                server_settings=HOT_PATH_SESSION_SETTINGS,
+                raw_jsonb=False,
+                command_timeout=WORKER_COMMAND_TIMEOUT,
             )
             self._acker = JobQueue(conn, self.runner.schema)
         return self._acker
@@ -385,7 +397,11 @@ class Worker:
     async def _listen(self) -> None:
         """LISTEN on a connection of its own; polling covers any gap while it is down."""
         try:
-            conn = await connect(self.runner.target)
+            conn = await connect(
+                self.runner.target,
+                server_settings=WORKER_SESSION_SETTINGS,
+                command_timeout=WORKER_COMMAND_TIMEOUT,
+            )
         except DatabaseError as exc:
             log.warning("cannot LISTEN (%s); polling every %.1fs", exc, self.settings.poll_interval)
             return
