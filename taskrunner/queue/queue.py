@@ -543,6 +543,20 @@ class JobQueue:
         return exists
 
     @translate_errors
+    async def unknown_queued_tasks(
+        self, known: Sequence[str], queues: Sequence[str] | None = None, *, scan: int = 1000
+    ) -> dict[str, int]:
+        """Tasks not in `known` with due queued jobs among the first `scan` in claim order,
+        and how many jobs each has there."""
+        rows = await self.db.fetch(
+            self.sql["unknown_queued_tasks"],
+            list(known),
+            list(queues) if queues is not None else None,
+            scan,
+        )
+        return {r["task"]: r["jobs"] for r in rows}
+
+    @translate_errors
     async def next_run_at(
         self, tasks: Sequence[str], queues: Sequence[str] | None = None
     ) -> datetime | None:

@@ -85,3 +85,19 @@ WITH gone AS (
     RETURNING 1
 )
 SELECT count(*) FROM gone;
+
+-- name: unknown_queued_tasks
+-- Tasks of due queued jobs that are not among $1 (of queues $2, all when null), counted
+-- among the first $3 jobs in claim order. The claim index serves it, so it stays cheap
+-- under any backlog; jobs that no worker claims stay at the head of that order.
+SELECT task, count(*)::int AS jobs
+FROM (
+    SELECT task FROM /*schema*/jobs
+    WHERE status = 'queued' AND run_at <= now()
+      AND ($2::text[] IS NULL OR queue = ANY($2::text[]))
+    ORDER BY priority DESC, run_at, id
+    LIMIT $3
+) AS head
+WHERE NOT (task = ANY($1::text[]))
+GROUP BY task
+ORDER BY task;
