@@ -23,6 +23,7 @@ from taskrunner.errors import (
 )
 from taskrunner.jobs import FINAL_STATUSES, Job, JobStatus, Stats
 from taskrunner.queue import JobQueue, JobRow, NewJob
+from taskrunner.runner.by_name import UnregisteredTasks
 from taskrunner.runner.codec import ArgumentsError, decode_json
 from taskrunner.runner.context import current_request_id, new_request_id
 from taskrunner.runner.retry import Retry
@@ -49,8 +50,12 @@ class TaskRunner:
         idempotency_ttl: timedelta | float = timedelta(hours=24),
         pool_size: int = 10,
         statement_cache_size: int = 1024,
+        strict_names: bool = True,
     ) -> None:
         self.dsn = dsn
+        # False: enqueue("name", ...) of a task not registered here writes the job
+        # unchecked (see enqueue_by_name).
+        self.strict_names = strict_names
         self.schema = validate_schema(schema)
         self.auto_migrate = auto_migrate
         ttl = (
@@ -64,6 +69,7 @@ class TaskRunner:
         self.pool_size = pool_size
         self.statement_cache_size = statement_cache_size
         self.tasks: dict[str, Task[..., Any]] = {}
+        self._unregistered = UnregisteredTasks(self)
         self._target: ResolvedDsn | None = None
         self._pool: asyncpg.Pool | None = None
         self._queue: JobQueue | None = None
@@ -124,6 +130,10 @@ class TaskRunner:
         return register(func) if func is not None else register
 
     def _task_for(self, task: Task[..., Any] | str | Callable[..., Any]) -> Task[..., Any]:
+        if isinstance(task, str) and not self.strict_names and task not in self.tasks:
+            return self._unregistered.get(task)
+        if self._unregistered.holds(task):
+            return task  # type: ignore[return-value]  # holds() checked that it is a Task
         name = task if isinstance(task, str) else getattr(task, "name", None)
         if name is None:
             name = f"{getattr(task, '__module__', '?')}.{getattr(task, '__qualname__', task)}"
@@ -311,6 +321,14 @@ class TaskRunner:
             fingerprint=call.fingerprint or None,
             request_id=options.request_id or current_request_id() or new_request_id(),
         )
+
+    async def enqueue_by_name(self, name: str, /, *args: Any, **options: Any) -> Job:
+        """Queue a call of the task named `name`, registered here or not. A registered
+        task is checked as by `enqueue`; for another the arguments are only JSON-encoded,
+        and the worker that runs the task checks them (a job whose arguments do not fit
+        fails without retries). Takes the same options as `enqueue`."""
+        task = self.tasks.get(name) if isinstance(name, str) else None
+        return await self.enqueue(task or self._unregistered.get(name), *args, **options)
 
     # ---- jobs ----------------------------------------------------------------------
 
