@@ -490,9 +490,20 @@ class JobQueue:
 
     @translate_errors
     async def list_jobs(
-        self, *, status: str | None = None, queue: str | None = None, limit: int = 50
+        self,
+        *,
+        status: str | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        request_id: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
     ) -> list[JobRow]:
-        rows = await self.db.fetch(self.sql["list_jobs"], status, queue, limit)
+        """Newest first; every filter is optional. `before_id` pages: pass the last id of
+        the page before."""
+        rows = await self.db.fetch(
+            self.sql["list_jobs"], status, queue, task, request_id, before_id, limit
+        )
         return [job_row(r) for r in rows]
 
     @translate_errors

@@ -23,9 +23,11 @@ from taskrunner.errors import (
 )
 from taskrunner.jobs import FINAL_STATUSES, Job, JobStatus, Stats
 from taskrunner.queue import JobQueue, JobRow, NewJob
+from taskrunner.runner.batch_calls import split_call, takes_one_positional
 from taskrunner.runner.by_name import UnregisteredTasks
 from taskrunner.runner.codec import ArgumentsError, decode_json
 from taskrunner.runner.context import current_request_id, new_request_id
+from taskrunner.runner.results import typed_result
 from taskrunner.runner.retry import Retry
 from taskrunner.runner.tasks import ExecutorName, Task
 from taskrunner.runner.worker import Worker, WorkerSettings
@@ -262,7 +264,8 @@ class TaskRunner:
         connection: asyncpg.Connection | None = None,
     ) -> list[Job]:
         """Queue many calls in one round trip, all or nothing. A call is a tuple of
-        positional arguments, a dict of keyword arguments, or one positional argument."""
+        positional arguments, a dict of keyword arguments, or one positional argument (a
+        list only for a task of one positional parameter; see runner/batch_calls.py)."""
         found = self._task_for(task)
         call_list = list(calls)
         if idempotency_keys is not None and len(idempotency_keys) != len(call_list):
@@ -272,15 +275,9 @@ class TaskRunner:
         options = _Options.build(found, request_id, delay, run_at, priority, queue, max_attempts)
         options.request_id = options.request_id or current_request_id() or new_request_id()
         new_jobs = []
-        args: tuple[Any, ...]
-        kwargs: dict[str, Any]
+        one_positional = takes_one_positional(found)
         for index, call in enumerate(call_list):
-            if isinstance(call, dict):
-                args, kwargs = (), call
-            elif isinstance(call, tuple | list):
-                args, kwargs = tuple(call), {}
-            else:
-                args, kwargs = (call,), {}
+            args, kwargs = split_call(found, call, index, one_positional)
             key = idempotency_keys[index] if idempotency_keys is not None else None
             new_jobs.append(self._new_job(found, args, kwargs, key, options, index=index))
         results = await self.job_queue.enqueue_many(
@@ -350,13 +347,16 @@ class TaskRunner:
                 delay = min(delay * 1.5, 0.25)
 
     async def result(self, job_id: int, timeout: float | None = None) -> Any:
-        """The job's return value once it succeeded; JobFailed or JobCancelled otherwise."""
+        """The job's return value once it succeeded; JobFailed or JobCancelled otherwise.
+        For a task registered here, the handler's return type decodes it (a datetime, a
+        dataclass, a Struct ...); JobNotFound when no job has that id."""
         job = await self.wait(job_id, timeout)
         if job.status is JobStatus.FAILED:
             raise JobFailed(job.id, job.last_error, job)
         if job.status is JobStatus.CANCELLED:
             raise JobCancelled(job.id, job)
-        return job.result
+        task = self.tasks.get(job.task)
+        return typed_result(task.func if task is not None else None, job.result)
 
     async def cancel(self, job_id: int) -> bool:
         """Queued/paused → cancelled; a running job's handler is cancelled by its worker."""
@@ -376,11 +376,24 @@ class TaskRunner:
         return Stats.from_counts(await self.job_queue.stats())
 
     async def list_jobs(
-        self, *, status: JobStatus | str | None = None, queue: str | None = None, limit: int = 50
+        self,
+        *,
+        status: JobStatus | str | None = None,
+        queue: str | None = None,
+        task: Task[..., Any] | str | None = None,
+        request_id: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
     ) -> list[Job]:
-        """Newest jobs first, optionally of one status and/or queue."""
+        """Newest jobs first, optionally of one status, queue, task (a Task or its name)
+        and/or request id. Pages: `before_id=` the last id of the page before."""
         rows = await self.job_queue.list_jobs(
-            status=str(status) if status is not None else None, queue=queue, limit=limit
+            status=str(status) if status is not None else None,
+            queue=queue,
+            task=task.name if isinstance(task, Task) else task,
+            request_id=request_id,
+            before_id=before_id,
+            limit=limit,
         )
         return [Job.from_row(r) for r in rows]
 

@@ -2,12 +2,16 @@
 SELECT * FROM /*schema*/jobs WHERE id = ANY($1::bigint[]);
 
 -- name: list_jobs
--- Newest first, optionally one status and/or one queue.
+-- Newest first, each filter optional: status, queue, task, request id, and ids below $5
+-- (the cursor: the last id of the page before). The primary key serves the order.
 SELECT * FROM /*schema*/jobs
 WHERE ($1::text IS NULL OR status::text = $1)
   AND ($2::text IS NULL OR queue = $2)
+  AND ($3::text IS NULL OR task = $3)
+  AND ($4::text IS NULL OR request_id = $4)
+  AND ($5::bigint IS NULL OR id < $5)
 ORDER BY id DESC
-LIMIT $3;
+LIMIT $6;
 
 -- name: cancel
 -- Queued or paused: cancelled at once. Running: marked, and its worker is told on the
