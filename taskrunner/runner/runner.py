@@ -29,6 +29,7 @@ from taskrunner.runner.codec import ArgumentsError, decode_json
 from taskrunner.runner.context import current_request_id, new_request_id
 from taskrunner.runner.results import typed_result
 from taskrunner.runner.retry import Retry
+from taskrunner.runner.sync import SyncRunner
 from taskrunner.runner.tasks import ExecutorName, Task
 from taskrunner.runner.worker import Worker, WorkerSettings
 
@@ -72,6 +73,7 @@ class TaskRunner:
         self.statement_cache_size = statement_cache_size
         self.tasks: dict[str, Task[..., Any]] = {}
         self._unregistered = UnregisteredTasks(self)
+        self._sync: SyncRunner | None = None
         self._target: ResolvedDsn | None = None
         self._pool: asyncpg.Pool | None = None
         self._queue: JobQueue | None = None
@@ -163,6 +165,16 @@ class TaskRunner:
     @property
     def is_open(self) -> bool:
         return self._queue is not None
+
+    @property
+    def sync(self) -> SyncRunner:
+        """Blocking versions of the runner's verbs, for code without an event loop:
+        `runner.sync.enqueue(task, ...)`, `.result(job_id)`, ... One pool, on a private
+        loop in a background thread, serves every call; `runner.sync.close()` (or exit)
+        ends it. Refused inside a running event loop."""
+        if self._sync is None:
+            self._sync = SyncRunner(self)
+        return self._sync
 
     async def _resolve(self) -> ResolvedDsn:
         if self._target is None:
