@@ -37,7 +37,8 @@ runner = TaskRunner(schema="taskrunner_quickstart")
 
 
 # --- tasks ------------------------------------------------------------------------------
-# The default task name is "<module>.<function>": here "quickstart.send_welcome_email".
+# The default task name is "<module>.<function>": here "examples.quickstart.send_welcome_email",
+# whether this file runs as a script or a worker imports it (examples.quickstart:runner).
 
 
 @runner.task
@@ -136,7 +137,7 @@ async def main() -> None:
             if again.id == first.id:
                 print("   -> the same job: the second enqueue wrote nothing and will not run")
             show("checksum(2_500_000)", await checksum.enqueue(2_500_000), "executor=process")
-            # Enqueue by registered name works too (here "quickstart.sync_inventory"):
+            # Enqueue by registered name works too (here "examples.quickstart.sync_inventory"):
             flaky = await runner.enqueue(sync_inventory.name, "SKU-1")
             show("sync_inventory('SKU-1')", flaky, "fails once, then retried")
             print(f"   every job has request_id={first.request_id!r}")

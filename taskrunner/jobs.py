@@ -33,6 +33,7 @@ FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CAN
 _STATUS_BY_VALUE = {status.value: status for status in JobStatus}  # faster than JobStatus(v)
 
 _json = msgspec.json.Decoder()
+DEFAULT_QUEUE = "default"
 
 
 class Job(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,19 +94,26 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Stats(msgspec.Struct, frozen=True, kw_only=True):
-    """Counts per queue and status, totals, and the oldest due job's wait in seconds."""
+    """Counts per queue and status, totals, and the oldest due job's wait in seconds.
+
+    `queues` holds every queue that has jobs, and always "default"; `stats[name]` of a
+    queue without jobs gives zeros."""
 
     queues: dict[str, QueueStats]
     totals: dict[str, int]
     oldest_queued_age: float | None
 
     def __getitem__(self, queue: str) -> QueueStats:
-        return self.queues[queue]
+        found = self.queues.get(queue)
+        if found is None:
+            zeros = dict.fromkeys((s.value for s in JobStatus), 0)
+            return QueueStats(queue=queue, counts=zeros, oldest_queued_age=None)
+        return found
 
     @classmethod
     def from_counts(cls, rows: list[QueueCount]) -> Stats:
         statuses = [s.value for s in JobStatus]
-        per_queue: dict[str, dict[str, int]] = {}
+        per_queue: dict[str, dict[str, int]] = {DEFAULT_QUEUE: dict.fromkeys(statuses, 0)}
         ages: dict[str, float | None] = {}
         for row in rows:
             per_queue.setdefault(row.queue, dict.fromkeys(statuses, 0))[row.status] = row.count

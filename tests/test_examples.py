@@ -46,6 +46,11 @@ EXPECTED: dict[str, list[str]] = {
         "[req-checkout-7] charged 4999 cents for order 7 (attempt 2)",
         "3 jobs carry request id 'req-checkout-7'",
     ],
+    "sync_script": [
+        "from blocking code",
+        "invoice of order 7 issued on 2026-01-08 (datetime)",
+        "statuses: succeeded, succeeded, succeeded",
+    ],
     "process_executor": [
         "4 processes",
         "failed after 1 attempt: JobTimeout",

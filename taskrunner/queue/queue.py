@@ -217,9 +217,20 @@ class JobQueue:
 
     @translate_errors
     async def list_jobs(
-        self, *, status: str | None = None, queue: str | None = None, limit: int = 50
+        self,
+        *,
+        status: str | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        request_id: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
     ) -> list[JobRow]:
-        rows = await self.db.fetch(self.sql["list_jobs"], status, queue, limit)
+        """Newest first; every filter is optional. `before_id` pages: pass the last id of
+        the page before."""
+        rows = await self.db.fetch(
+            self.sql["list_jobs"], status, queue, task, request_id, before_id, limit
+        )
         return [job_row(r) for r in rows]
 
     @translate_errors
@@ -268,6 +279,20 @@ class JobQueue:
             self.sql["runnable_exists"], list(tasks), list(queues) if queues is not None else None
         )
         return exists
+
+    @translate_errors
+    async def unknown_queued_tasks(
+        self, known: Sequence[str], queues: Sequence[str] | None = None, *, scan: int = 1000
+    ) -> dict[str, int]:
+        """Tasks not in `known` with due queued jobs among the first `scan` in claim order,
+        and how many jobs each has there."""
+        rows = await self.db.fetch(
+            self.sql["unknown_queued_tasks"],
+            list(known),
+            list(queues) if queues is not None else None,
+            scan,
+        )
+        return {r["task"]: r["jobs"] for r in rows}
 
     @translate_errors
     async def next_run_at(

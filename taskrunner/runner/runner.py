@@ -34,9 +34,13 @@ from taskrunner.errors import (
 )
 from taskrunner.jobs import FINAL_STATUSES, Job, JobStatus, Stats
 from taskrunner.queue import JobQueue, JobRow, NewJob
+from taskrunner.runner.batch_calls import split_call, takes_one_positional
+from taskrunner.runner.by_name import UnregisteredTasks
 from taskrunner.runner.codec import ArgumentsError, decode_json
 from taskrunner.runner.context import current_request_id, new_request_id
+from taskrunner.runner.results import typed_result
 from taskrunner.runner.retry import Retry
+from taskrunner.runner.sync import SyncRunner
 from taskrunner.runner.tasks import ExecutorName, Task
 from taskrunner.runner.worker import Worker, WorkerSettings
 
@@ -63,8 +67,12 @@ class TaskRunner:
         idempotency_ttl: timedelta | float | None = None,
         pool_size: int = 10,
         statement_cache_size: int = 1024,
+        strict_names: bool = True,
     ) -> None:
         self.dsn = dsn
+        # False: enqueue("name", ...) of a task not registered here writes the job
+        # unchecked (see enqueue_by_name).
+        self.strict_names = strict_names
         self.schema = validate_schema(schema)
         self.auto_migrate = auto_migrate
         # The key lifetime is the schema's: given here, open() writes it there; not
@@ -81,6 +89,8 @@ class TaskRunner:
         self.pool_size = pool_size
         self.statement_cache_size = statement_cache_size
         self.tasks: dict[str, Task[..., Any]] = {}
+        self._unregistered = UnregisteredTasks(self)
+        self._sync: SyncRunner | None = None
         self._target: ResolvedDsn | None = None
         self._pool: asyncpg.Pool | None = None
         self._queue: JobQueue | None = None
@@ -141,6 +151,10 @@ class TaskRunner:
         return register(func) if func is not None else register
 
     def _task_for(self, task: Task[..., Any] | str | Callable[..., Any]) -> Task[..., Any]:
+        if isinstance(task, str) and not self.strict_names and task not in self.tasks:
+            return self._unregistered.get(task)
+        if self._unregistered.holds(task):
+            return task  # type: ignore[return-value]  # holds() checked that it is a Task
         name = task if isinstance(task, str) else getattr(task, "name", None)
         if name is None:
             name = f"{getattr(task, '__module__', '?')}.{getattr(task, '__qualname__', task)}"
@@ -168,6 +182,16 @@ class TaskRunner:
     @property
     def is_open(self) -> bool:
         return self._queue is not None
+
+    @property
+    def sync(self) -> SyncRunner:
+        """Blocking versions of the runner's verbs, for code without an event loop:
+        `runner.sync.enqueue(task, ...)`, `.result(job_id)`, ... One pool, on a private
+        loop in a background thread, serves every call; `runner.sync.close()` (or exit)
+        ends it. Refused inside a running event loop."""
+        if self._sync is None:
+            self._sync = SyncRunner(self)
+        return self._sync
 
     async def _resolve(self) -> ResolvedDsn:
         if self._target is None:
@@ -310,7 +334,8 @@ class TaskRunner:
         connection: asyncpg.Connection | None = None,
     ) -> list[Job]:
         """Queue many calls in one round trip, all or nothing. A call is a tuple of
-        positional arguments, a dict of keyword arguments, or one positional argument."""
+        positional arguments, a dict of keyword arguments, or one positional argument (a
+        list only for a task of one positional parameter; see runner/batch_calls.py)."""
         found = self._task_for(task)
         call_list = list(calls)
         if idempotency_keys is not None and len(idempotency_keys) != len(call_list):
@@ -320,15 +345,9 @@ class TaskRunner:
         options = _Options.build(found, request_id, delay, run_at, priority, queue, max_attempts)
         options.request_id = options.request_id or current_request_id() or new_request_id()
         new_jobs = []
-        args: tuple[Any, ...]
-        kwargs: dict[str, Any]
+        one_positional = takes_one_positional(found)
         for index, call in enumerate(call_list):
-            if isinstance(call, dict):
-                args, kwargs = (), call
-            elif isinstance(call, tuple | list):
-                args, kwargs = tuple(call), {}
-            else:
-                args, kwargs = (call,), {}
+            args, kwargs = split_call(found, call, index, one_positional)
             key = idempotency_keys[index] if idempotency_keys is not None else None
             new_jobs.append(self._new_job(found, args, kwargs, key, options, index=index))
         results = await self.job_queue.enqueue_many(new_jobs, connection=connection)
@@ -368,6 +387,14 @@ class TaskRunner:
             request_id=options.request_id or current_request_id() or new_request_id(),
         )
 
+    async def enqueue_by_name(self, name: str, /, *args: Any, **options: Any) -> Job:
+        """Queue a call of the task named `name`, registered here or not. A registered
+        task is checked as by `enqueue`; for another the arguments are only JSON-encoded,
+        and the worker that runs the task checks them (a job whose arguments do not fit
+        fails without retries). Takes the same options as `enqueue`."""
+        task = self.tasks.get(name) if isinstance(name, str) else None
+        return await self.enqueue(task or self._unregistered.get(name), *args, **options)
+
     # ---- jobs ----------------------------------------------------------------------
 
     async def get_job(self, job_id: int) -> Job | None:
@@ -388,13 +415,16 @@ class TaskRunner:
                 delay = min(delay * 1.5, 0.25)
 
     async def result(self, job_id: int, timeout: float | None = None) -> Any:
-        """The job's return value once it succeeded; JobFailed or JobCancelled otherwise."""
+        """The job's return value once it succeeded; JobFailed or JobCancelled otherwise.
+        For a task registered here, the handler's return type decodes it (a datetime, a
+        dataclass, a Struct ...); JobNotFound when no job has that id."""
         job = await self.wait(job_id, timeout)
         if job.status is JobStatus.FAILED:
             raise JobFailed(job.id, job.last_error, job)
         if job.status is JobStatus.CANCELLED:
             raise JobCancelled(job.id, job)
-        return job.result
+        task = self.tasks.get(job.task)
+        return typed_result(task.func if task is not None else None, job.result)
 
     async def cancel(self, job_id: int) -> bool:
         """Queued/paused → cancelled; a running job's handler is cancelled by its worker."""
@@ -414,11 +444,24 @@ class TaskRunner:
         return Stats.from_counts(await self.job_queue.stats())
 
     async def list_jobs(
-        self, *, status: JobStatus | str | None = None, queue: str | None = None, limit: int = 50
+        self,
+        *,
+        status: JobStatus | str | None = None,
+        queue: str | None = None,
+        task: Task[..., Any] | str | None = None,
+        request_id: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
     ) -> list[Job]:
-        """Newest jobs first, optionally of one status and/or queue."""
+        """Newest jobs first, optionally of one status, queue, task (a Task or its name)
+        and/or request id. Pages: `before_id=` the last id of the page before."""
         rows = await self.job_queue.list_jobs(
-            status=str(status) if status is not None else None, queue=queue, limit=limit
+            status=str(status) if status is not None else None,
+            queue=queue,
+            task=task.name if isinstance(task, Task) else task,
+            request_id=request_id,
+            before_id=before_id,
+            limit=limit,
         )
         return [Job.from_row(r) for r in rows]
 

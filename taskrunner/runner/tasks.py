@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 
+from taskrunner.project import script_module_name
 from taskrunner.runner.codec import SignatureCodec
 from taskrunner.runner.retry import Retry
 
@@ -125,7 +126,9 @@ class Task(Generic[P, R]):
 
 def _module_name(func: Callable[..., Any]) -> str:
     """The importable name of func's module, also for a script run as __main__, so a
-    script and a worker that imports it agree on default task names."""
+    script and a worker that imports it agree on default task names: `python -m pkg.mod`
+    gives `pkg.mod`, `python examples/quickstart.py` gives `examples.quickstart` (see
+    `taskrunner.project.script_module_name`)."""
     module = func.__module__
     if module not in ("__main__", "__mp_main__"):
         return module
@@ -134,7 +137,9 @@ def _module_name(func: Callable[..., Any]) -> str:
     if spec is not None and spec.name not in ("__main__", "__mp_main__"):
         return str(spec.name)
     path = getattr(main, "__file__", None)
-    return Path(path).stem if path else module
+    if not path:
+        return module
+    return script_module_name(path) or Path(path).stem
 
 
 def _import_task(module: str, qualname: str) -> Task[Any, Any]:

@@ -32,6 +32,7 @@ from taskrunner.runner.context import JobContext
 from taskrunner.runner.executors import Executors
 from taskrunner.runner.leases import LeaseKeeper
 from taskrunner.runner.tasks import Task
+from taskrunner.runner.unknown_tasks import UnknownTaskWatch
 
 if TYPE_CHECKING:
     from taskrunner.runner.runner import TaskRunner
@@ -94,6 +95,7 @@ class Worker:
         self._claimer: JobQueue | None = None  # claims, on a connection of their own
         self._acker: JobQueue | None = None  # acks, likewise
         self._ack_lock = asyncio.Lock()  # completions and failures share that connection
+        self._unknown_tasks = UnknownTaskWatch(self.queue, self.task_names, settings.queues)
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class Worker:
             self.settings.concurrency,
         )
         try:
+            await self._unknown_tasks.check()
             await self._listen()
             await self._claim_loop()
         finally:
@@ -435,6 +438,7 @@ class Worker:
                     await self.queue.delete_finished()  # by the schema's key lifetime
                 if self._listener is None or self._listener.conn.is_closed():
                     await self._listen()
+                await self._unknown_tasks.check_if_due()
             except DatabaseError as exc:
                 log.warning("maintenance skipped: %s", exc)
 

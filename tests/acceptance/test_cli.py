@@ -96,9 +96,11 @@ async def test_enqueue_with_arguments_that_do_not_fit_exits_1_and_writes_nothing
     assert (await tr.stats()).totals["queued"] == 0
 
 
-async def test_job_show_prints_the_job_as_json(tr: TaskRunner, env: dict[str, str], schema: str):
+async def test_job_show_json_prints_the_job_as_json(
+    tr: TaskRunner, env: dict[str, str], schema: str
+):
     job = await tr.enqueue("acceptance.echo", 5)
-    proc = await run_cli("job", "show", str(job.id), "--schema", schema, env=env)
+    proc = await run_cli("job", "show", str(job.id), "--schema", schema, "--json", env=env)
     assert proc.code == 0, proc.stderr
     shown = json.loads(proc.stdout)
     assert (shown["id"], shown["task"], shown["status"], shown["args"]) == (
@@ -147,7 +149,7 @@ async def test_stats_prints_counts_per_queue(tr: TaskRunner, env: dict[str, str]
     proc = await run_cli("stats", "--schema", schema, env=env)
     assert proc.code == 0, proc.stderr
     lines = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if line}
-    assert lines["queue"][0] == "queued"
+    assert lines["QUEUE"][0] == "QUEUED"
     assert lines["default"][0] == "1"
     assert lines["reports"][0] == "1"
 

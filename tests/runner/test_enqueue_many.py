@@ -205,3 +205,32 @@ async def test_enqueue_many_is_one_statement(runner: TaskRunner, pg_dsn: str):
 
     assert len(jobs) == 50
     assert len(statements) == 1
+
+
+# ---- how a call of a batch is read --------------------------------------------------
+
+
+async def test_a_list_is_the_one_argument_of_a_task_with_one_positional_parameter(
+    runner: TaskRunner,
+):
+    @runner.task
+    async def total(values: list[int]) -> int:
+        return sum(values)
+
+    jobs = await runner.enqueue_many(total, [[1, 2], [3], ([4, 5],)])
+
+    assert [j.args for j in jobs] == [[[1, 2]], [[3]], [[4, 5]]]
+
+
+async def test_a_list_for_a_task_of_several_parameters_is_refused_as_ambiguous(
+    runner: TaskRunner, count_jobs
+):
+    @runner.task
+    async def add(a: int, b: int = 0) -> int:
+        return a + b
+
+    with pytest.raises(InvalidArguments, match="write a tuple") as caught:
+        await runner.enqueue_many(add, [(1, 2), [3, 4]])
+
+    assert caught.value.index == 1
+    assert await count_jobs() == 0

@@ -2,12 +2,16 @@
 SELECT * FROM /*schema*/jobs WHERE id = ANY($1::bigint[]);
 
 -- name: list_jobs
--- Newest first, optionally one status and/or one queue.
+-- Newest first, each filter optional: status, queue, task, request id, and ids below $5
+-- (the cursor: the last id of the page before). The primary key serves the order.
 SELECT * FROM /*schema*/jobs
 WHERE ($1::text IS NULL OR status::text = $1)
   AND ($2::text IS NULL OR queue = $2)
+  AND ($3::text IS NULL OR task = $3)
+  AND ($4::text IS NULL OR request_id = $4)
+  AND ($5::bigint IS NULL OR id < $5)
 ORDER BY id DESC
-LIMIT $3;
+LIMIT $6;
 
 -- name: cancel
 -- Queued or paused: cancelled at once. Running: marked, and its worker is told on the
@@ -85,3 +89,19 @@ WITH gone AS (
     RETURNING 1
 )
 SELECT count(*) FROM gone;
+
+-- name: unknown_queued_tasks
+-- Tasks of due queued jobs that are not among $1 (of queues $2, all when null), counted
+-- among the first $3 jobs in claim order. The claim index serves it, so it stays cheap
+-- under any backlog; jobs that no worker claims stay at the head of that order.
+SELECT task, count(*)::int AS jobs
+FROM (
+    SELECT task FROM /*schema*/jobs
+    WHERE status = 'queued' AND run_at <= now()
+      AND ($2::text[] IS NULL OR queue = ANY($2::text[]))
+    ORDER BY priority DESC, run_at, id
+    LIMIT $3
+) AS head
+WHERE NOT (task = ANY($1::text[]))
+GROUP BY task
+ORDER BY task;

@@ -10,10 +10,14 @@ import logging
 import os
 import sys
 from collections.abc import Coroutine, Sequence
+from datetime import datetime
 from typing import Any
 
+from taskrunner import __version__
+from taskrunner.cli.jobs import add_job_commands
 from taskrunner.errors import TaskRunnerError
 from taskrunner.jobs import Job
+from taskrunner.project import project_root
 from taskrunner.runner import TaskRunner
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -24,12 +28,14 @@ class UsageError(Exception):
 
 
 def load_runner(path: str) -> TaskRunner:
-    """Import "package.module:attribute" (the current directory is importable)."""
+    """Import "package.module:attribute" (the current directory and the project's root
+    are importable, so the same path works from any folder of the project)."""
     module_name, sep, attribute = path.partition(":")
     if not sep or not module_name or not attribute:
         raise UsageError(f"expected MODULE:RUNNER (like myapp.tasks:runner), got {path!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    for folder in (project_root(), os.getcwd()):  # the current directory ends up first
+        if folder is not None and str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -78,11 +84,6 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
     return uvloop.run(coro)
 
 
-def _print_job(job: Job) -> None:
-    fields = {f: getattr(job, f) for f in job.__struct_fields__}
-    print(json.dumps(fields, default=str, indent=2))
-
-
 # ---- commands ---------------------------------------------------------------------
 
 
@@ -129,8 +130,10 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                 idempotency_key=args.idempotency_key,
                 request_id=args.request_id,
                 delay=args.delay,
+                run_at=args.run_at,
                 priority=args.priority,
                 queue=args.queue,
+                max_attempts=args.max_attempts,
                 **keywords,
             )
 
@@ -140,64 +143,19 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_job(args: argparse.Namespace) -> int:
-    runner = _runner_from(args)
-
-    async def act() -> Any:
-        async with runner:
-            if args.action == "show":
-                return await runner.get_job(args.job_id)
-            return await getattr(runner, args.action)(args.job_id)
-
-    outcome = _run(act())
-    if args.action == "show":
-        if outcome is None:
-            print(f"no job with id {args.job_id}", file=sys.stderr)
-            return EXIT_ERROR
-        _print_job(outcome)
-        return EXIT_OK
-    if outcome:
-        print(f"job {args.job_id}: {args.action} done")
-        return EXIT_OK
-    print(
-        f"job {args.job_id}: cannot {args.action} (no such job, or its status does not allow it)",
-        file=sys.stderr,
-    )
-    return EXIT_ERROR
-
-
-def cmd_jobs(args: argparse.Namespace) -> int:
-    runner = _runner_from(args)
-
-    async def listing() -> list[Job]:
-        async with runner:
-            return await runner.list_jobs(status=args.status, queue=args.queue, limit=args.limit)
-
-    for job in _run(listing()):
-        print(
-            f"{job.id:>8}  {job.status.value:<9}  {job.queue:<12}  {job.task}  "
-            f"attempts={job.attempts}/{job.max_attempts}"
-        )
-    return EXIT_OK
-
-
-def cmd_stats(args: argparse.Namespace) -> int:
-    runner = _runner_from(args)
-
-    async def stats() -> Any:
-        async with runner:
-            return await runner.stats()
-
-    result = _run(stats())
-    statuses = list(result.totals)
-    print(f"{'queue':<16}" + "".join(f"{s:>11}" for s in statuses) + f"{'oldest due':>12}")
-    for name, queue in result.queues.items():
-        age = f"{queue.oldest_queued_age:.1f}s" if queue.oldest_queued_age is not None else "-"
-        print(f"{name:<16}" + "".join(f"{queue.counts[s]:>11}" for s in statuses) + f"{age:>12}")
-    return EXIT_OK
-
-
 # ---- parser -----------------------------------------------------------------------
+
+
+def _aware_datetime(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date and time: {text!r}") from None
+    if value.utcoffset() is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no UTC offset; add one, like {text}+00:00 or {text}Z"
+        )
+    return value
 
 
 def _add_connection_options(parser: argparse.ArgumentParser, *, app_required: bool = False) -> None:
@@ -216,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="taskrunner", description="PostgreSQL-backed task runner: workers and job admin."
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    parser.add_argument("--version", action="version", version=f"taskrunner {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     worker = commands.add_parser("worker", help="run a worker for MODULE:RUNNER")
@@ -252,26 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--idempotency-key", default=None)
     enqueue.add_argument("--request-id", default=None)
     enqueue.add_argument("--delay", type=float, default=None, help="seconds from now")
+    enqueue.add_argument(
+        "--run-at",
+        type=_aware_datetime,
+        default=None,
+        help="when to run, ISO 8601 with a UTC offset (like 2026-01-31T09:00:00+01:00)",
+    )
     enqueue.add_argument("--priority", type=int, default=None)
+    enqueue.add_argument("--max-attempts", type=int, default=None)
     enqueue.add_argument("--queue", default=None)
     enqueue.set_defaults(handler=cmd_enqueue)
 
-    job = commands.add_parser("job", help="show, cancel, retry, pause or resume one job")
-    job.add_argument("action", choices=["show", "cancel", "retry", "pause", "resume"])
-    job.add_argument("job_id", type=int, metavar="ID")
-    _add_connection_options(job)
-    job.set_defaults(handler=cmd_job)
-
-    jobs = commands.add_parser("jobs", help="list recent jobs")
-    jobs.add_argument("--status", default=None)
-    jobs.add_argument("--queue", default=None)
-    jobs.add_argument("--limit", type=int, default=20)
-    _add_connection_options(jobs)
-    jobs.set_defaults(handler=cmd_jobs)
-
-    stats = commands.add_parser("stats", help="job counts per queue and status")
-    _add_connection_options(stats)
-    stats.set_defaults(handler=cmd_stats)
+    add_job_commands(commands, _add_connection_options, _runner_from)
     return parser
 
 
