@@ -141,11 +141,15 @@ async def enqueue(dsn: str, schema: str, cfg: Config, durations: list[int]
     return expected, key_jobs, dedup_ok
 
 
-async def enqueue_blocker(dsn: str, schema: str, cfg: Config) -> int:
+async def enqueue_blocker(dsn: str, schema: str, cfg: Config, blocking: bool) -> int:
+    """A job that blocks its worker's event loop for 0.6 of a lease (without `blocking`,
+    one that waits as long without blocking, for the no-fault run)."""
     runner = make_runner(dsn, schema, cfg.lease)
     await runner.open()
+    ms = int(cfg.lease * 0.6 * 1000)
     try:
-        job = await runner.enqueue("chaos.block", int(cfg.lease * 0.6 * 1000))
+        job = await (runner.enqueue("chaos.block", ms) if blocking
+                     else runner.enqueue("chaos.work", -2, ms))
     finally:
         await runner.close()
     return job.id
@@ -227,39 +231,48 @@ async def run_once(server: PrivateServer, cfg: Config, *, faults: bool, work: Pa
                 await asyncio.sleep(0.1)
 
         async def killer() -> None:
-            every = plan_seconds(cfg) / max(1, cfg.kills)
-            for _ in range(cfg.kills):
-                await asyncio.sleep(every * rng.uniform(0.5, 1.5))
-                await F.kill_worker(fleet, rng)
+            # Kills at random moments of the plan (never after it: then the run drains).
+            kill_rng = random.Random(cfg.seed + 1)
+            moments = sorted(kill_rng.uniform(1.0, plan_seconds(cfg)) for _ in range(cfg.kills))
+            for moment in moments:
+                await asyncio.sleep(max(0.0, began + moment - time.monotonic()))
+                await F.kill_worker(fleet, kill_rng)
 
         async def planner() -> None:
+            # The no-fault run walks the same plan and enqueues the same extra jobs at
+            # the same times, so both runs do the same work; it only injects nothing.
             await asyncio.sleep(2.0)
-            for kind, arg in plan(cfg, rng):
-                if kind == "stop":
+            for step, (kind, arg) in enumerate(plan(cfg, rng)):
+                if kind in ("stop", "partition") and not faults:
+                    await asyncio.sleep(cfg.fault_seconds)
+                elif kind == "stop":
                     await F.freeze_worker(fleet, rng, cfg.fault_seconds)
                 elif kind == "partition":
                     await F.partition_worker(fleet, proxy, rng, cfg.fault_seconds)
                 elif kind == "restart":
                     if arg == "immediate":
                         ids, keyed = await enqueue_burst(server.dsn, schema, cfg,
-                                                         f"burst-{len(log.faults)}")
+                                                         f"burst-{step}")
                         expected.extend(ids)
                         key_jobs.update(keyed)
                         await asyncio.sleep(0.3)
-                    await F.restart_server(fleet, server, arg)
-                elif kind == "terminate":
+                    if faults:
+                        await F.restart_server(fleet, server, arg)
+                    else:
+                        await asyncio.sleep(1.0)
+                elif kind == "terminate" and faults:
                     await F.terminate_backends(fleet, server.dsn)
                 elif kind == "block":
                     t = time.monotonic()
-                    expected.append(await enqueue_blocker(server.dsn, schema, cfg))
+                    expected.append(await enqueue_blocker(server.dsn, schema, cfg, faults))
                     log.faults.append(Fault("block", t, t, [], "event loop blocked "
                                               f"{cfg.lease * 0.6:.1f}s by a handler"))
                 await asyncio.sleep(cfg.gap)
 
         reaping = asyncio.create_task(reaper())
-        injecting = (
-            [asyncio.create_task(killer()), asyncio.create_task(planner())] if faults else []
-        )
+        injecting = [asyncio.create_task(planner())]
+        if faults:
+            injecting.append(asyncio.create_task(killer()))
         finished_at = None
         while True:
             await asyncio.sleep(0.25)
