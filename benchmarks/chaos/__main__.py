@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -407,6 +408,10 @@ def main() -> int:
         return asyncio.run(amain(args))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # the suite itself failed: not a verdict
+        traceback.print_exc()
+        print(f"chaos: ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

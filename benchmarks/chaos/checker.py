@@ -235,17 +235,23 @@ def find_dup_effects(
     rows: dict[int, JobRow],
     key_jobs: dict[str, set[int]],
 ) -> list[dict[str, Any]]:
-    effects: dict[int, int] = defaultdict(int)  # job id -> counted effects
+    effects: dict[int, list[Execution]] = defaultdict(list)  # job id -> counted effects
     for ex in executions:
         row = rows.get(ex.job_id)
         if (row is not None and row.status == "succeeded" and ex.outcome == DONE
                 and ex.attempt == row.attempts):
-            effects[ex.job_id] += 1
+            effects[ex.job_id].append(ex)
     found = []
     for key, job_ids in key_jobs.items():
-        count = sum(effects.get(j, 0) for j in job_ids)
-        if count > 1 or len(job_ids) > 1:
-            found.append({"key": key, "job_ids": sorted(job_ids), "effects": count})
+        counted = [ex for j in sorted(job_ids) for ex in effects.get(j, [])]
+        if len(counted) > 1 or len(job_ids) > 1:
+            reason = (f"{len(job_ids)} jobs for one key" if len(job_ids) > 1 else
+                      f"attempt {counted[0].attempt} did its effect in {len(counted)} "
+                      "executions: a claim was taken twice under one attempt number")
+            found.append({"key": key, "job_ids": sorted(job_ids), "effects": len(counted),
+                          "reason": reason,
+                          "executions": [{"pid": ex.pid, "attempt": ex.attempt,
+                                          "start": ex.start, "end": ex.end} for ex in counted]})
     return found
 
 

@@ -81,6 +81,7 @@ class Fleet:
         self.log = log
         self.shutdown_timeout = shutdown_timeout
         self.slots: list[subprocess.Popen[bytes] | None] = [None] * len(dsns)
+        self.every: list[subprocess.Popen[bytes]] = []  # every process ever spawned
         self.frozen: set[int] = set()
         self.spawned = 0
 
@@ -101,6 +102,7 @@ class Fleet:
             (self.logs / f"worker-{self.spawned:04d}-slot{slot}.log").rename(
                 self.logs / f"worker-{self.spawned:04d}-slot{slot}-pid{proc.pid}.log")
         self.slots[slot] = proc
+        self.every.append(proc)
         self.log.processes[proc.pid] = Process(pid=proc.pid, started=time.monotonic(), slot=slot)
         return proc
 
@@ -114,6 +116,8 @@ class Fleet:
             if proc is None or proc.poll() is None:
                 continue
             info = self.log.processes[proc.pid]
+            if info.killed:
+                continue  # kill() replaces it
             info.ended, info.exit_code = time.monotonic(), proc.returncode
             self.spawn(slot)
 
@@ -155,8 +159,10 @@ class Fleet:
         self.slots = [None] * len(self.slots)
 
     def kill_all(self) -> None:
-        for proc in self.slots:
-            if proc is not None and proc.poll() is None:
+        for proc in self.every:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGCONT)
                 proc.kill()
                 proc.wait()
 
@@ -170,7 +176,7 @@ async def kill_worker(fleet: Fleet, rng: random.Random) -> None:
         return
     slot, _ = rng.choice(live)
     t = time.monotonic()
-    pid = await asyncio.to_thread(fleet.kill, slot)
+    pid = fleet.kill(slot)  # on the loop: the reaper must not see it half done
     fleet.log.faults.append(Fault("kill", t, t, [pid], f"SIGKILL slot {slot}", slot))
 
 
