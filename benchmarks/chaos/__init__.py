@@ -1,0 +1,1 @@
+"""The chaos suite: `python -m benchmarks.chaos` (see benchmarks/README.md)."""
