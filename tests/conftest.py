@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from taskrunner import TaskRunner
 from taskrunner.db import Migrator, ResolvedDsn, create_pool
 from taskrunner.db import embedded as embedded_pg
 from taskrunner.queue import JobQueue
@@ -66,9 +68,36 @@ async def _schemas_left(dsn: str) -> list[str]:
 _created_schemas: set[str] = set()
 
 
+# Set when the suite runs through a pooler in transaction mode (tests/pgbouncer does):
+# every runner is made without a prepared-statement cache, as README tells users to.
+BEHIND_POOLER = os.environ.get("TASKRUNNER_TEST_POOLER") == "1"
+if BEHIND_POOLER:
+    # The tests' own connections too: a pooler hands the prepared statements one client
+    # left on a server connection to the next.
+    for made in (TaskRunner.__init__, asyncpg.connect):
+        assert made.__kwdefaults__ is not None
+        made.__kwdefaults__["statement_cache_size"] = 0
+
+
 @pytest.fixture
 def target(pg_dsn: str) -> ResolvedDsn:
-    return ResolvedDsn(pg_dsn, "test")
+    return ResolvedDsn(pg_dsn, "test", behind_pooler=BEHIND_POOLER)
+
+
+def need_binary(name: str, why: str) -> str:
+    """The path of a system program a test needs. Missing, the test is skipped with the
+    reason, or fails where every test must run ($TASKRUNNER_REQUIRE_SYSTEM_TOOLS=1, as
+    in CI)."""
+    found = shutil.which(name) or next(
+        (str(p) for d in ("/usr/sbin", "/usr/local/sbin") if (p := Path(d) / name).exists()),
+        None,
+    )
+    if found:
+        return found
+    message = f"{name} is not installed ({why})"
+    if os.environ.get("TASKRUNNER_REQUIRE_SYSTEM_TOOLS") == "1":
+        pytest.fail(message + "; $TASKRUNNER_REQUIRE_SYSTEM_TOOLS=1 makes this a failure")
+    pytest.skip(message)
 
 
 def new_schema_name() -> str:

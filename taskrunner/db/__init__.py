@@ -1,6 +1,6 @@
 """Connection concerns: DSN resolution, embedded PostgreSQL, pools, migrations."""
 
-from taskrunner.db.dsn import ResolvedDsn, resolve_dsn
+from taskrunner.db.dsn import ResolvedDsn, listen_target, resolve_dsn
 from taskrunner.db.identifiers import quote_schema, validate_schema
 from taskrunner.db.migrator import Migrator
 from taskrunner.db.pool import (
@@ -23,6 +23,7 @@ __all__ = [
     "ResolvedDsn",
     "connect",
     "create_pool",
+    "listen_target",
     "quote_schema",
     "resolve_dsn",
     "validate_schema",

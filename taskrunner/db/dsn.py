@@ -19,6 +19,10 @@ class ResolvedDsn:
 
     dsn: str
     source: str  # "argument", "$TASKRUNNER_DSN", "$DATABASE_URL" or "embedded"
+    # Behind a pooler in transaction mode (PgBouncer): connections keep no prepared
+    # statements and send no session settings at start-up, which such a pooler refuses
+    # and would leak to other clients' sessions.
+    behind_pooler: bool = False
 
     @property
     def redacted(self) -> str:
@@ -48,3 +52,19 @@ async def resolve_dsn(dsn: str | None = None, *, data_dir: Path | None = None) -
         return found
     uri = await asyncio.to_thread(embedded.start, data_dir)
     return ResolvedDsn(uri, "embedded")
+
+
+LISTEN_ENV_VAR = "TASKRUNNER_LISTEN_DSN"
+
+
+def listen_target(target: ResolvedDsn, listen_dsn: str | None = None) -> ResolvedDsn | None:
+    """Where a worker LISTENs: `listen_dsn`, else $TASKRUNNER_LISTEN_DSN, else the
+    runner's own server unless that is behind a pooler in transaction mode, which hands
+    a LISTEN's server session to other clients and loses its notifications (None: the
+    worker polls)."""
+    if listen_dsn:
+        return ResolvedDsn(listen_dsn, "listen_dsn argument")
+    value = os.environ.get(LISTEN_ENV_VAR)
+    if value:
+        return ResolvedDsn(value, f"${LISTEN_ENV_VAR}")
+    return None if target.behind_pooler else target

@@ -159,12 +159,18 @@ async def connect(
     While the server is unreachable it tries again for up to `wait` seconds (None:
     until it answers); each try has `timeout`."""
 
+    extra: dict[str, Any] = {}
+    if target.behind_pooler:
+        server_settings = None
+        extra["statement_cache_size"] = 0
+
     async def attempt(limit: float) -> asyncpg.Connection:
         return await asyncpg.connect(
             target.dsn,
             timeout=limit,
             server_settings=server_settings,
             command_timeout=command_timeout,
+            **extra,
         )
 
     conn = await _until_reachable(target, attempt, timeout=timeout, wait=wait)
@@ -183,9 +189,13 @@ async def create_pool(
     wait: float | None = CONNECT_WAIT,
     **kwargs: Any,
 ) -> asyncpg.Pool:
-    """A pool; set `statement_cache_size=0` behind PgBouncer in transaction mode. While
-    the server is unreachable it tries again for up to `wait` seconds (default 10; None:
-    until it answers, as a worker starting before its database does)."""
+    """A pool; behind a pooler in transaction mode (`target.behind_pooler`) without
+    prepared statements or start-up settings. While the server is unreachable it tries
+    again for up to `wait` seconds (default 10; None: until it answers, as a worker
+    starting before its database does)."""
+    if target.behind_pooler:
+        statement_cache_size = 0
+        kwargs.pop("server_settings", None)
 
     async def attempt(limit: float) -> asyncpg.Pool:
         return await asyncpg.create_pool(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
@@ -68,8 +69,12 @@ class TaskRunner:
         pool_size: int = 10,
         statement_cache_size: int = 1024,
         strict_names: bool = True,
+        listen_dsn: str | None = None,
     ) -> None:
         self.dsn = dsn
+        # Behind PgBouncer in transaction mode (statement_cache_size=0) workers LISTEN
+        # here, a direct connection, or poll when it is not given.
+        self.listen_dsn = listen_dsn
         # False: enqueue("name", ...) of a task not registered here writes the job
         # unchecked (see enqueue_by_name).
         self.strict_names = strict_names
@@ -195,7 +200,9 @@ class TaskRunner:
 
     async def _resolve(self) -> ResolvedDsn:
         if self._target is None:
-            self._target = await resolve_dsn(self.dsn)
+            target = await resolve_dsn(self.dsn)
+            # No prepared-statement cache means a pooler in transaction mode.
+            self._target = replace(target, behind_pooler=self.statement_cache_size == 0)
         return self._target
 
     async def open(self) -> None:

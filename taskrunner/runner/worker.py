@@ -23,6 +23,7 @@ from taskrunner.db import (
     WORKER_COMMAND_TIMEOUT,
     WORKER_SESSION_SETTINGS,
     connect,
+    listen_target,
 )
 from taskrunner.errors import DatabaseError
 from taskrunner.queue import AckResult, Completion, Failure, JobQueue, JobRow, Lease, Listener
@@ -92,6 +93,7 @@ class Worker:
         self._keeper: LeaseKeeper | None = None
         self._executors: Executors | None = None
         self._listener: Listener | None = None
+        self._polls_only = False  # behind a pooler without a direct LISTEN connection
         self._claimer: JobQueue | None = None  # claims, on a connection of their own
         self._acker: JobQueue | None = None  # acks, likewise
         self._ack_lock = asyncio.Lock()  # completions and failures share that connection
@@ -399,9 +401,18 @@ class Worker:
 
     async def _listen(self) -> None:
         """LISTEN on a connection of its own; polling covers any gap while it is down."""
+        target = listen_target(self.runner.target, self.runner.listen_dsn)
+        if target is None:
+            if not self._polls_only:
+                self._polls_only = True
+                log.info(
+                    "behind a pooler and no listen_dsn: no LISTEN, polling every %.1fs",
+                    self.settings.poll_interval,
+                )
+            return
         try:
             conn = await connect(
-                self.runner.target,
+                target,
                 server_settings=WORKER_SESSION_SETTINGS,
                 command_timeout=WORKER_COMMAND_TIMEOUT,
             )

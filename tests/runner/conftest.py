@@ -57,6 +57,12 @@ async def drop_schema(dsn: str, schema: str) -> None:
     await _root().drop_schema(dsn, schema)
 
 
+def need_binary(name: str, why: str) -> str:
+    """tests/conftest.py's."""
+    path: str = _root().need_binary(name, why)
+    return path
+
+
 WORKER_TIMEOUT = 30.0
 
 

@@ -312,11 +312,15 @@ KEYS = 20
 ENQUEUE_SCRIPT = textwrap.dedent(
     """
     import asyncio
+    import os
     import sys
 
     from taskrunner import TaskRunner
 
-    runner = TaskRunner(sys.argv[1], schema=sys.argv[2], auto_migrate=False)
+    cache = 0 if os.environ.get("TASKRUNNER_TEST_POOLER") == "1" else 1024  # PgBouncer run
+    runner = TaskRunner(
+        sys.argv[1], schema=sys.argv[2], auto_migrate=False, statement_cache_size=cache
+    )
     KEYS = int(sys.argv[3])
 
 
