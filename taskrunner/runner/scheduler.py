@@ -109,11 +109,10 @@ class Scheduler:
     async def _tick(self, row: ScheduleRow, now: datetime) -> datetime | None:
         """Offer the schedule's due ticks; returns its next tick."""
         try:
-            ticks = ticks_of_row(row)
+            plan = plan_ticks(ticks_of_row(row), row.next_run_at, now, row.missed, MISSED_AFTER)
         except TaskRunnerError as exc:  # a row written by hand, or a zone that went away
             log.error("schedule %s cannot tick: %s", row.name, exc)
             return None
-        plan = plan_ticks(ticks, row.next_run_at, now, row.missed, MISSED_AFTER)
         enqueued = await self.store.advance(row, plan.enqueue, plan.next_run_at)
         if enqueued is None:
             return plan.next_run_at  # another worker enqueued them, or the schedule changed

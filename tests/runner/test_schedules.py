@@ -127,6 +127,23 @@ async def test_the_same_name_again_replaces_the_schedule_and_keeps_it_paused(
     assert len(await runner.list_schedules()) == 1
 
 
+async def test_a_replaced_schedule_keeps_its_next_tick_unless_its_ticks_changed(
+    runner: TaskRunner,
+):
+    nightly = register(runner)
+    first = await runner.add_schedule("nightly", nightly, cron="0 3 * * *", args=["eu"])
+    await runner.job_queue.db.execute(  # as if its next tick had passed while no worker ran
+        f"UPDATE \"{runner.schema}\".schedules SET next_run_at = next_run_at - interval '2 days'"
+    )
+    same_ticks = await runner.add_schedule("nightly", nightly, cron="0 3 * * *", args=["us"])
+    assert first.next_run_at is not None
+    assert same_ticks.next_run_at == first.next_run_at - timedelta(days=2)
+    new_ticks = await runner.add_schedule("nightly", nightly, cron="0 4 * * *", args=["us"])
+    assert new_ticks.next_run_at is not None
+    assert new_ticks.next_run_at > datetime.now(UTC)
+    assert new_ticks.next_run_at.hour == 4
+
+
 async def test_pause_resume_and_remove_say_whether_they_changed_anything(runner: TaskRunner):
     nightly = register(runner)
     await runner.add_schedule("nightly", nightly, cron="0 3 * * *", args=["eu"])
