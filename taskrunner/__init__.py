@@ -3,11 +3,13 @@
 from taskrunner.errors import (
     IdempotencyConflict,
     InvalidArguments,
+    InvalidSchedule,
     JobCancelled,
     JobFailed,
     JobNotFound,
     PermanentFailure,
     RetryLater,
+    ScheduleNotFound,
     SchemaOutOfDate,
     TaskRunnerError,
     UnknownTask,
@@ -16,6 +18,7 @@ from taskrunner.jobs import Job, JobStatus, QueueStats, Stats
 from taskrunner.runner import (
     JobContext,
     Retry,
+    Schedule,
     Task,
     TaskRunner,
     current_job,
@@ -28,6 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "IdempotencyConflict",
     "InvalidArguments",
+    "InvalidSchedule",
     "Job",
     "JobCancelled",
     "JobContext",
@@ -38,6 +42,8 @@ __all__ = [
     "QueueStats",
     "Retry",
     "RetryLater",
+    "Schedule",
+    "ScheduleNotFound",
     "SchemaOutOfDate",
     "Stats",
     "Task",

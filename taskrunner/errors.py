@@ -150,3 +150,26 @@ class RetryLater(TaskRunnerError):
 
 class PermanentFailure(TaskRunnerError):
     """Raised by a handler to fail the job at once, without further attempts."""
+
+
+class InvalidSchedule(TaskRunnerError, ValueError):
+    """A schedule that cannot tick: a bad cron expression or time zone, both or neither
+    of cron/every, an interval under a second, an unknown missed policy. Nothing was
+    written."""
+
+    def __init__(self, name: str | None, detail: str) -> None:
+        self.name = name
+        self.detail = detail
+        which = f"schedule {name!r}" if name else "schedule"
+        super().__init__(f"invalid {which}: {detail}; nothing was written")
+
+
+class ScheduleNotFound(TaskRunnerError, LookupError):
+    """No schedule has that name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no schedule named {name!r}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -51,6 +51,13 @@ EXPECTED: dict[str, list[str]] = {
         "invoice of order 7 issued on 2026-01-08 (datetime)",
         "statuses: succeeded, succeeded, succeeded",
     ],
+    "periodic": [
+        "refused: invalid schedule 'broken': bad cron expression",
+        "heartbeat ran 3 times, one job per tick",
+        "examples.periodic.nightly_report   0 3 * * *",
+        "paused: True",
+        "run now: job",
+    ],
     "process_executor": [
         "4 processes",
         "failed after 1 attempt: JobTimeout",

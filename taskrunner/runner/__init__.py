@@ -8,11 +8,13 @@ from taskrunner.runner.context import (
 )
 from taskrunner.runner.retry import Retry
 from taskrunner.runner.runner import TaskRunner
+from taskrunner.runner.schedules import Schedule
 from taskrunner.runner.tasks import Task
 
 __all__ = [
     "JobContext",
     "Retry",
+    "Schedule",
     "Task",
     "TaskRunner",
     "current_job",

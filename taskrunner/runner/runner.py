@@ -35,12 +35,14 @@ from taskrunner.errors import (
 )
 from taskrunner.jobs import FINAL_STATUSES, Job, JobStatus, Stats
 from taskrunner.queue import JobQueue, JobRow, NewJob
+from taskrunner.queue.schedules import NewSchedule
 from taskrunner.runner.batch_calls import split_call, takes_one_positional
 from taskrunner.runner.by_name import UnregisteredTasks
 from taskrunner.runner.codec import ArgumentsError, decode_json
 from taskrunner.runner.context import current_request_id, new_request_id
 from taskrunner.runner.results import typed_result
 from taskrunner.runner.retry import Retry
+from taskrunner.runner.schedules import ScheduleVerbs
 from taskrunner.runner.sync import SyncRunner
 from taskrunner.runner.tasks import ExecutorName, Task
 from taskrunner.runner.worker import Worker, WorkerSettings
@@ -52,7 +54,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class TaskRunner:
+class TaskRunner(ScheduleVerbs):
     """Tasks, enqueueing and workers over one PostgreSQL schema.
 
     The DSN is the first that is set of: `dsn`, $TASKRUNNER_DSN, $DATABASE_URL; without
@@ -94,6 +96,7 @@ class TaskRunner:
         self.pool_size = pool_size
         self.statement_cache_size = statement_cache_size
         self.tasks: dict[str, Task[..., Any]] = {}
+        self.declared_schedules: dict[str, NewSchedule] = {}  # by @periodic
         self._unregistered = UnregisteredTasks(self)
         self._sync: SyncRunner | None = None
         self._target: ResolvedDsn | None = None

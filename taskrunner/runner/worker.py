@@ -32,6 +32,7 @@ from taskrunner.runner.codec import ArgumentsError
 from taskrunner.runner.context import JobContext
 from taskrunner.runner.executors import Executors
 from taskrunner.runner.leases import LeaseKeeper
+from taskrunner.runner.scheduler import Scheduler
 from taskrunner.runner.tasks import Task
 from taskrunner.runner.unknown_tasks import UnknownTaskWatch
 
@@ -128,6 +129,7 @@ class Worker:
             await self._executors.prestart_processes()
         signals = self._install_signal_handlers(loop)
         maintenance = asyncio.create_task(self._maintenance_loop(), name="taskrunner-maintenance")
+        scheduler = Scheduler.start(self.runner)
         log.info(
             "worker %s started: tasks %s, queues %s, concurrency %d",
             self.owner,
@@ -140,6 +142,7 @@ class Worker:
             await self._listen()
             await self._claim_loop()
         finally:
+            await scheduler.stop()
             maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await maintenance

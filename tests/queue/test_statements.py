@@ -10,6 +10,7 @@ import pytest
 
 import taskrunner.queue.enqueue as enqueue_module
 import taskrunner.queue.queue as queue_module
+import taskrunner.queue.schedules as schedules_module
 from taskrunner.db.identifiers import SCHEMA_MARKER
 from taskrunner.errors import InvalidSchemaName
 from taskrunner.queue.statements import load_statements, parse_statements, statements_for
@@ -37,7 +38,9 @@ def test_every_named_statement_loads():
 
 
 def test_every_statement_the_queue_uses_is_defined_and_every_defined_one_is_used():
-    source = inspect.getsource(queue_module) + inspect.getsource(enqueue_module)
+    source = "".join(
+        inspect.getsource(m) for m in (queue_module, enqueue_module, schedules_module)
+    )
     used = set(re.findall(r'self\.sql\["([a-z_]+)"\]', source))
     assert used == set(load_statements())
 
