@@ -56,15 +56,44 @@ class MigrationError(TaskRunnerError):
         super().__init__(f"migration {version} failed in schema {schema!r}: {cause}")
 
 
-class InvalidArguments(TaskRunnerError, TypeError):
-    """The arguments do not fit the task's signature or type hints; nothing was written."""
+class InvalidArguments(TaskRunnerError, TypeError, ValueError):
+    """A call's arguments or options are not what taskrunner accepts; nothing was written.
 
-    def __init__(self, task: str, detail: str, *, index: int | None = None) -> None:
+    Both a TypeError and a ValueError, so callers' existing handlers of either catch it.
+    `field` names the option or argument at fault when one is."""
+
+    def __init__(
+        self,
+        task: str | None,
+        detail: str,
+        *,
+        index: int | None = None,
+        field: str | None = None,
+    ) -> None:
         self.task = task
         self.detail = detail
         self.index = index
+        self.field = field
         where = f" (call #{index})" if index is not None else ""
-        super().__init__(f"invalid arguments for task {task!r}{where}: {detail}")
+        if task is None:  # an option or a declaration: the detail says whose
+            super().__init__(f"{detail}{where}")
+        else:
+            super().__init__(f"invalid arguments for task {task!r}{where}: {detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields when it crosses a process boundary.
+        fields = (type(self), self.task, self.detail, self.index, self.field)
+        return (_rebuild_invalid_arguments, fields)
+
+
+def _rebuild_invalid_arguments(
+    cls: type[InvalidArguments],
+    task: str | None,
+    detail: str,
+    index: int | None,
+    field: str | None,
+) -> InvalidArguments:
+    return cls(task, detail, index=index, field=field)
 
 
 class UnknownTask(TaskRunnerError, LookupError):

@@ -40,6 +40,7 @@ from taskrunner.runner.batch_calls import split_call, takes_one_positional
 from taskrunner.runner.by_name import UnregisteredTasks
 from taskrunner.runner.codec import ArgumentsError, decode_json
 from taskrunner.runner.context import current_request_id, new_request_id
+from taskrunner.runner.metadata import MetadataVerbs
 from taskrunner.runner.results import typed_result
 from taskrunner.runner.retry import Retry
 from taskrunner.runner.schedules import ScheduleVerbs
@@ -54,7 +55,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class TaskRunner(ScheduleVerbs):
+class TaskRunner(ScheduleVerbs, MetadataVerbs):
     """Tasks, enqueueing and workers over one PostgreSQL schema.
 
     The DSN is the first that is set of: `dsn`, $TASKRUNNER_DSN, $DATABASE_URL; without

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 import re
 
 import asyncpg
 import pytest
 
-import taskrunner.queue.enqueue as enqueue_module
-import taskrunner.queue.queue as queue_module
-import taskrunner.queue.schedules as schedules_module
+import taskrunner.queue
 from taskrunner.db.identifiers import SCHEMA_MARKER
 from taskrunner.errors import InvalidSchemaName
 from taskrunner.queue.statements import load_statements, parse_statements, statements_for
@@ -38,9 +38,11 @@ def test_every_named_statement_loads():
 
 
 def test_every_statement_the_queue_uses_is_defined_and_every_defined_one_is_used():
-    source = "".join(
-        inspect.getsource(m) for m in (queue_module, enqueue_module, schedules_module)
-    )
+    modules = [
+        importlib.import_module(f"taskrunner.queue.{m.name}")
+        for m in pkgutil.iter_modules(taskrunner.queue.__path__)
+    ]
+    source = "".join(inspect.getsource(m) for m in modules)
     used = set(re.findall(r'self\.sql\["([a-z_]+)"\]', source))
     assert used == set(load_statements())
 
