@@ -17,6 +17,8 @@ from taskrunner.errors import (
 from taskrunner.jobs import Job, JobStatus, QueueStats, Stats
 from taskrunner.runner import (
     JobContext,
+    LogAttempts,
+    Middleware,
     Retry,
     Schedule,
     Task,
@@ -38,6 +40,8 @@ __all__ = [
     "JobFailed",
     "JobNotFound",
     "JobStatus",
+    "LogAttempts",
+    "Middleware",
     "PermanentFailure",
     "QueueStats",
     "Retry",

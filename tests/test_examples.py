@@ -58,6 +58,10 @@ EXPECTED: dict[str, list[str]] = {
         "paused: True",
         "run now: job",
     ],
+    "middleware": [
+        "resize_image: succeeded after 2 attempts -> cat.png resized",
+        "timed examples.middleware.resize_image#2",
+    ],
     "process_executor": [
         "4 processes",
         "failed after 1 attempt: JobTimeout",

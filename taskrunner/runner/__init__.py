@@ -6,6 +6,7 @@ from taskrunner.runner.context import (
     current_request_id,
     request_context,
 )
+from taskrunner.runner.middleware import LogAttempts, Middleware
 from taskrunner.runner.retry import Retry
 from taskrunner.runner.runner import TaskRunner
 from taskrunner.runner.schedules import Schedule
@@ -13,6 +14,8 @@ from taskrunner.runner.tasks import Task
 
 __all__ = [
     "JobContext",
+    "LogAttempts",
+    "Middleware",
     "Retry",
     "Schedule",
     "Task",

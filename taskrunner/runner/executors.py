@@ -11,13 +11,14 @@ import contextlib
 import contextvars
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from taskrunner.queue import JobRow
-from taskrunner.runner.codec import encode_result
+from taskrunner.runner.codec import decode_json, encode_result
 from taskrunner.runner.context import JobContext, enter_job, leave_job, running_job
+from taskrunner.runner.middleware import Middleware, run_through
 from taskrunner.runner.process_pool import JobTimeout, ProcessPool
 from taskrunner.runner.tasks import Task
 
@@ -32,7 +33,9 @@ class Executors:
         concurrency: int,
         on_extend: Callable[[int, float], Future[None]],
         process_pool_size: int | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
+        self._middleware = tuple(middleware)
         self._concurrency = concurrency
         self._on_extend = on_extend
         self._process_pool_size = process_pool_size or min(concurrency, os.cpu_count() or 1)
@@ -46,6 +49,21 @@ class Executors:
         await self._processes.prestart()
 
     async def run(self, task: Task[..., Any], job: JobRow, ctx: JobContext) -> bytes:
+        """The attempt's result, encoded; through the middleware when there is any (the
+        handler's result reaches it decoded, as JSON carries it)."""
+        if not self._middleware:
+            return await self._dispatch(task, job, ctx)
+
+        async def call_next() -> Any:
+            return decode_json(await self._dispatch(task, job, ctx))
+
+        tokens = enter_job(ctx)  # current_job() and the request id inside middleware too
+        try:
+            return encode_result(await run_through(self._middleware, ctx, call_next))
+        finally:
+            leave_job(tokens)
+
+    async def _dispatch(self, task: Task[..., Any], job: JobRow, ctx: JobContext) -> bytes:
         if task.executor == "process":
             if self._processes is None:
                 self._processes = ProcessPool(self._process_pool_size, self._on_extend)

@@ -41,6 +41,7 @@ from taskrunner.runner.by_name import UnregisteredTasks
 from taskrunner.runner.codec import ArgumentsError, decode_json
 from taskrunner.runner.context import current_request_id, new_request_id
 from taskrunner.runner.metadata import MetadataVerbs
+from taskrunner.runner.middleware import Middleware, MiddlewareVerbs
 from taskrunner.runner.results import typed_result
 from taskrunner.runner.retry import Retry
 from taskrunner.runner.schedules import ScheduleVerbs
@@ -55,7 +56,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class TaskRunner(ScheduleVerbs, MetadataVerbs):
+class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
     """Tasks, enqueueing and workers over one PostgreSQL schema.
 
     The DSN is the first that is set of: `dsn`, $TASKRUNNER_DSN, $DATABASE_URL; without
@@ -73,11 +74,13 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs):
         statement_cache_size: int = 1024,
         strict_names: bool = True,
         listen_dsn: str | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.dsn = dsn
         # Behind PgBouncer in transaction mode (statement_cache_size=0) workers LISTEN
         # here, a direct connection, or poll when it is not given.
         self.listen_dsn = listen_dsn
+        self._init_middleware(middleware)  # around every attempt (runner/middleware.py)
         # False: enqueue("name", ...) of a task not registered here writes the job
         # unchecked (see enqueue_by_name).
         self.strict_names = strict_names

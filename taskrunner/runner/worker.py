@@ -123,7 +123,10 @@ class Worker:
         )
         await asyncio.to_thread(self._keeper.start)
         self._executors = Executors(
-            self.settings.concurrency, self._keeper.extend_now, self.settings.process_pool_size
+            self.settings.concurrency,
+            self._keeper.extend_now,
+            self.settings.process_pool_size,
+            middleware=self.runner.middlewares,
         )
         if any(task.executor == "process" for task in self.tasks.values()):
             await self._executors.prestart_processes()
