@@ -18,7 +18,8 @@ class InvalidSchemaName(TaskRunnerError, ValueError):
         super().__init__(
             f"invalid schema name {schema!r}: use letters, digits and underscores, "
             "starting with a letter or underscore, at most 56 characters (the schema names "
-            "its notification channels, which PostgreSQL limits to 63)"
+            "its notification channels, which PostgreSQL limits to 63), and neither pg_* "
+            "nor information_schema (PostgreSQL keeps those for itself)"
         )
 
 
@@ -56,15 +57,44 @@ class MigrationError(TaskRunnerError):
         super().__init__(f"migration {version} failed in schema {schema!r}: {cause}")
 
 
-class InvalidArguments(TaskRunnerError, TypeError):
-    """The arguments do not fit the task's signature or type hints; nothing was written."""
+class InvalidArguments(TaskRunnerError, TypeError, ValueError):
+    """A call's arguments or options are not what taskrunner accepts; nothing was written.
 
-    def __init__(self, task: str, detail: str, *, index: int | None = None) -> None:
+    Both a TypeError and a ValueError, so callers' existing handlers of either catch it.
+    `field` names the option or argument at fault when one is."""
+
+    def __init__(
+        self,
+        task: str | None,
+        detail: str,
+        *,
+        index: int | None = None,
+        field: str | None = None,
+    ) -> None:
         self.task = task
         self.detail = detail
         self.index = index
+        self.field = field
         where = f" (call #{index})" if index is not None else ""
-        super().__init__(f"invalid arguments for task {task!r}{where}: {detail}")
+        if task is None:  # an option or a declaration: the detail says whose
+            super().__init__(f"{detail}{where}")
+        else:
+            super().__init__(f"invalid arguments for task {task!r}{where}: {detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields when it crosses a process boundary.
+        fields = (type(self), self.task, self.detail, self.index, self.field)
+        return (_rebuild_invalid_arguments, fields)
+
+
+def _rebuild_invalid_arguments(
+    cls: type[InvalidArguments],
+    task: str | None,
+    detail: str,
+    index: int | None,
+    field: str | None,
+) -> InvalidArguments:
+    return cls(task, detail, index=index, field=field)
 
 
 class UnknownTask(TaskRunnerError, LookupError):
@@ -137,9 +167,10 @@ class RetryLater(TaskRunnerError):
     """Raised by a handler to ask for another attempt after `delay` seconds."""
 
     def __init__(self, delay: float | timedelta = 0.0, message: str | None = None) -> None:
-        self.delay = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-        if self.delay < 0:
-            raise ValueError("RetryLater delay must not be negative")
+        from taskrunner.limits import MAX_DELAY_SECONDS, check_seconds  # limits imports us
+
+        # A delay no row can hold would fail the ack of this job and of its whole batch.
+        self.delay = check_seconds(delay, "RetryLater delay", maximum=MAX_DELAY_SECONDS)
         self.message = message
         super().__init__(message or f"retry requested in {self.delay:g}s")
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from taskrunner.limits import MAX_LEASE_SECONDS, check_seconds
+
 _request_id: ContextVar[str | None] = ContextVar("taskrunner_request_id", default=None)
 _current_job: ContextVar[JobContext | None] = ContextVar("taskrunner_current_job", default=None)
 
@@ -81,9 +83,12 @@ class JobContext(msgspec.Struct, frozen=True, kw_only=True):
 
     def extend_lease(self, seconds: float) -> LeaseExtension:
         """Hold the job `seconds` from now (and renew by that length from then on)."""
-        if seconds <= 0:
-            raise ValueError("extend_lease needs a positive number of seconds")
-        return LeaseExtension(self._extend(self.job_id, float(seconds)))
+        # Checked here, before the lease keeper keeps it: a length no row can hold would
+        # fail every later renewal of this worker, for all of its jobs.
+        checked = check_seconds(
+            seconds, "extend_lease seconds", maximum=MAX_LEASE_SECONDS, positive=True
+        )
+        return LeaseExtension(self._extend(self.job_id, checked))
 
 
 def current_job() -> JobContext | None:
