@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,12 @@ _encoder = msgspec.json.Encoder()
 _canonical = msgspec.json.Encoder(order="sorted")
 _generic = msgspec.json.Decoder()
 CALL_NESTING = MAX_NESTING + 1  # the array (or object) of a call's arguments is a level
+# Encoded calls no longer than this cannot nest too deep or be too large: for them, the
+# checks are two substring searches.
+_SHORT = 2 * CALL_NESTING
+# A null (msgspec writes nan and inf as null) or an escaped NUL: one regex search is
+# cheaper than two `in` tests on bytes.
+_SUSPECT = re.compile(rb"null|\\u0000")
 
 
 class ArgumentsError(ValueError):
@@ -52,9 +59,10 @@ def _non_finite(value: Any) -> bool:
 def _check_encoded(data: bytes, values: dict[str, Any]) -> None:
     """Refuse what PostgreSQL or JSON cannot carry in an encoded call, naming the argument.
     `values` maps the parameters to what was given. Callers come here only when the
-    cheap test failed: `encoded_problem` found something, or a null may stand for a nan."""
+    cheap test did not clear the call: it is long, or holds a null (which may stand for a
+    nan) or an escaped NUL."""
     problem = encoded_problem(data, CALL_NESTING)
-    if problem is None and not _non_finite(values):
+    if problem is None and (b"null" not in data or not _non_finite(values)):
         return
     for name, value in values.items():
         one = _encoder.encode(value)
@@ -184,7 +192,7 @@ class SignatureCodec:
             encoded_args = _encoder.encode(args)
             encoded_kwargs = _encoder.encode(kwargs)
             data = encoded_args + encoded_kwargs
-            if b"null" in data or encoded_problem(data, CALL_NESTING) is not None:
+            if len(data) > _SHORT or _SUSPECT.search(data):
                 _check_encoded(data, arguments)
             msgspec.convert(arguments, self._struct)  # the types the handler gets
             digest = ""
@@ -205,8 +213,9 @@ class SignatureCodec:
         try:
             msgspec.convert(args, self._positional_struct)
             encoded_args = _encoder.encode(args)
-            if b"null" in encoded_args or encoded_problem(encoded_args, CALL_NESTING) is not None:
-                _check_encoded(encoded_args, dict(zip(names, args, strict=True)))
+            data = encoded_args
+            if len(data) > _SHORT or _SUSPECT.search(data):
+                _check_encoded(data, dict(zip(names, args, strict=True)))
             digest = ""
             if fingerprint:
                 complete = dict(zip(names, args, strict=True))
