@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from taskrunner.limits import MAX_LEASE_SECONDS, check_seconds
+from taskrunner.limits import MAX_LEASE_SECONDS, MAX_REQUEST_ID_LENGTH, check_seconds, check_text
 
 _request_id: ContextVar[str | None] = ContextVar("taskrunner_request_id", default=None)
 _current_job: ContextVar[JobContext | None] = ContextVar("taskrunner_current_job", default=None)
@@ -30,6 +30,8 @@ def current_request_id() -> str | None:
 @contextmanager
 def request_context(request_id: str | None = None) -> Iterator[str]:
     """Jobs enqueued inside this block carry `request_id` (a new one when None)."""
+    if request_id:  # checked once here, not by every enqueue inside the block
+        check_text(request_id, "request_id", MAX_REQUEST_ID_LENGTH)
     rid = request_id or new_request_id()
     token = _request_id.set(rid)
     try:

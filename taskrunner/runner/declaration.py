@@ -7,6 +7,7 @@ in a worker, for every job of the task (and a bad lease for every claim of that 
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -74,6 +75,42 @@ class TaskOptions(NamedTuple):
             raise InvalidArguments(
                 None, f"@runner.task of {qualname}: {exc.detail}", field=exc.field
             ) from None
+
+
+EXECUTORS: tuple[str, ...] = ("async", "thread", "process")
+
+
+def check_function(func: Any, executor: Any, reserved: frozenset[str]) -> tuple[str, str, bool]:
+    """The function's qualified name, its executor and whether it is a coroutine
+    function; InvalidArguments (also a TypeError) when it cannot be a task."""
+    if not callable(func):
+        raise InvalidArguments(None, f"@task needs a function, got {func!r}", field="func")
+    qualname = getattr(func, "__qualname__", repr(func))
+    clashes = sorted(reserved & set(inspect.signature(func).parameters))
+    if clashes:
+        raise InvalidArguments(
+            None,
+            f"task {qualname} has parameter(s) {', '.join(clashes)} named like enqueue "
+            f"options; rename them (enqueue options: {', '.join(sorted(reserved))})",
+            field="parameters",
+        )
+    is_async = inspect.iscoroutinefunction(func)
+    chosen = executor or ("async" if is_async else "thread")
+    if chosen not in EXECUTORS:
+        raise InvalidArguments(
+            None,
+            f"executor must be one of {', '.join(EXECUTORS)}, not {chosen!r}",
+            field="executor",
+        )
+    if chosen == "async" and not is_async:
+        raise InvalidArguments(
+            None,
+            f"executor='async' needs a coroutine function; {qualname} is not",
+            field="executor",
+        )
+    if chosen == "process":
+        check_importable(func, qualname)
+    return qualname, chosen, is_async
 
 
 def check_importable(func: Callable[..., Any], qualname: str) -> None:

@@ -504,6 +504,15 @@ class TaskRunner:
     ) -> None:
         """Run jobs of this runner's tasks until stopped (SIGINT/SIGTERM) or, with
         `stop_when_idle`, until nothing is running or runnable now."""
+        check_int(concurrency, "concurrency", minimum=1)
+        check_seconds(shutdown_timeout, "shutdown_timeout", maximum=MAX_TIMEOUT_SECONDS)
+        for name, seconds in (
+            ("poll_interval", poll_interval),
+            ("rescue_interval", rescue_interval),
+        ):
+            check_seconds(seconds, name, maximum=MAX_TIMEOUT_SECONDS, positive=True)
+        if process_pool_size is not None:
+            check_int(process_pool_size, "process_pool_size", minimum=1)
         if isinstance(queues, str):
             queues = [q.strip() for q in queues.split(",") if q.strip()]
         opened_here = not self.is_open

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 from taskrunner.errors import InvalidArguments
 from taskrunner.project import script_module_name
 from taskrunner.runner.codec import SignatureCodec, UnresolvedHints
-from taskrunner.runner.declaration import TaskOptions, check_importable
+from taskrunner.runner.declaration import TaskOptions, check_function
 from taskrunner.runner.retry import Retry
 
 if TYPE_CHECKING:
@@ -23,7 +22,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 ExecutorName = Literal["async", "thread", "process"]
-EXECUTORS: tuple[str, ...] = ("async", "thread", "process")
 
 # Keyword options of enqueue(); a task parameter of one of these names could never be
 # passed, so decorating such a function is refused.
@@ -69,24 +67,7 @@ class Task(Generic[P, R]):
         lease: float = DEFAULT_LEASE,
         executor: ExecutorName | None = None,
     ) -> None:
-        if not callable(func):
-            raise TypeError(f"@task needs a function, got {func!r}")
-        qualname = getattr(func, "__qualname__", repr(func))
-        clashes = sorted(ENQUEUE_OPTIONS & set(inspect.signature(func).parameters))
-        if clashes:
-            raise TypeError(
-                f"task {qualname} has parameter(s) {', '.join(clashes)} named like "
-                "enqueue options; rename them (enqueue options: "
-                f"{', '.join(sorted(ENQUEUE_OPTIONS))})"
-            )
-        is_async = inspect.iscoroutinefunction(func)
-        chosen = executor or ("async" if is_async else "thread")
-        if chosen not in EXECUTORS:
-            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {chosen!r}")
-        if chosen == "async" and not is_async:
-            raise ValueError(f"executor='async' needs a coroutine function; {qualname} is not")
-        if chosen == "process":
-            check_importable(func, qualname)
+        qualname, chosen, is_async = check_function(func, executor, ENQUEUE_OPTIONS)
         declared = TaskOptions.check(
             qualname,
             name=name if name is not None else f"{_module_name(func)}.{qualname}",
@@ -110,7 +91,7 @@ class Task(Generic[P, R]):
         self.max_attempts = declared.max_attempts
         self.timeout = declared.timeout
         self.lease = declared.lease
-        self.executor: ExecutorName = chosen
+        self.executor: ExecutorName = chosen  # type: ignore[assignment]  # one of EXECUTORS
         self.is_async = is_async
         functools.update_wrapper(self, func)
 

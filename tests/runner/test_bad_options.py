@@ -3,13 +3,14 @@ before anything is written; nothing reaches the database to be refused there."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from taskrunner import InvalidArguments, TaskRunner, TaskRunnerError
+from taskrunner import InvalidArguments, TaskRunner, TaskRunnerError, request_context
 from taskrunner.limits import MAX_KEY_LENGTH, MAX_NAME_LENGTH, MAX_REQUEST_ID_LENGTH
 
 Count = Callable[[], Awaitable[int]]
@@ -202,3 +203,39 @@ def test_an_empty_dsn_is_not_replaced_by_the_environment(monkeypatch: pytest.Mon
     monkeypatch.setenv("TASKRUNNER_DSN", "postgresql://postgres@127.0.0.1:1/unused")
     with pytest.raises(TaskRunnerError, match="dsn"):
         TaskRunner("")
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "n" * 1000])
+async def test_a_bad_name_enqueued_by_name_raises_invalid_arguments_naming_the_name(
+    runner: TaskRunner, count_jobs: Count, name: Any
+):
+    with pytest.raises(InvalidArguments, match="task name") as raised:
+        await runner.enqueue_by_name(name, 1)
+    assert "unchecked_call" not in str(raised.value)
+    assert await count_jobs() == 0
+
+
+@pytest.mark.parametrize("request_id", ["r\x00", "r" * (MAX_REQUEST_ID_LENGTH + 1), 5])
+def test_a_bad_request_context_raises_invalid_arguments(request_id: Any):
+    with pytest.raises(InvalidArguments, match="request_id"), request_context(request_id):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": 1.5}, "concurrency"),
+        ({"shutdown_timeout": float("inf")}, "shutdown_timeout"),
+        ({"poll_interval": 0}, "poll_interval"),
+        ({"rescue_interval": float("nan")}, "rescue_interval"),
+        ({"process_pool_size": 0}, "process_pool_size"),
+    ],
+)
+async def test_a_bad_worker_option_raises_invalid_arguments(
+    runner: TaskRunner, options: dict[str, Any], field: str
+):
+    with pytest.raises(InvalidArguments, match=field):
+        await asyncio.wait_for(
+            runner.run_worker(stop_when_idle=True, handle_signals=False, **options), 10
+        )

@@ -86,6 +86,7 @@ BAD_TASK_OPTIONS: list[tuple[dict[str, Any], str]] = [
     ({"name": "a\x00"}, "name"),
     ({"name": "n" * 1000}, "name"),
     ({"retry": "nope"}, "retry"),
+    ({"executor": "bogus"}, "executor"),
 ]
 
 
