@@ -18,7 +18,8 @@ class InvalidSchemaName(TaskRunnerError, ValueError):
         super().__init__(
             f"invalid schema name {schema!r}: use letters, digits and underscores, "
             "starting with a letter or underscore, at most 56 characters (the schema names "
-            "its notification channels, which PostgreSQL limits to 63)"
+            "its notification channels, which PostgreSQL limits to 63), and neither pg_* "
+            "nor information_schema (PostgreSQL keeps those for itself)"
         )
 
 
@@ -166,9 +167,10 @@ class RetryLater(TaskRunnerError):
     """Raised by a handler to ask for another attempt after `delay` seconds."""
 
     def __init__(self, delay: float | timedelta = 0.0, message: str | None = None) -> None:
-        self.delay = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-        if self.delay < 0:
-            raise ValueError("RetryLater delay must not be negative")
+        from taskrunner.limits import MAX_DELAY_SECONDS, check_seconds  # limits imports us
+
+        # A delay no row can hold would fail the ack of this job and of its whole batch.
+        self.delay = check_seconds(delay, "RetryLater delay", maximum=MAX_DELAY_SECONDS)
         self.message = message
         super().__init__(message or f"retry requested in {self.delay:g}s")
 

@@ -28,10 +28,57 @@ class ResolvedDsn:
     def redacted(self) -> str:
         return redact(self.dsn)
 
+    def __repr__(self) -> str:  # never the password, wherever it is printed
+        return f"ResolvedDsn({self.redacted!r}, {self.source!r})"
+
+
+# password=... in a URL's query or in the key=value form, quoted or not.
+_PASSWORD_OPTION = re.compile(r"""((?:^|[?&\s])password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)""", re.I)
+_MASK = "***"
+
+
+def _url_password(dsn: str) -> str | None:
+    """The password of a URL's user info: between the first ':' and the last '@' of the
+    part before the host's path (as urllib reads it, so a password may hold '@')."""
+    _scheme, sep, rest = dsn.partition("://")
+    if not sep:
+        return None
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo, at, _host = netloc.rpartition("@")
+    if not at:
+        return None
+    _user, colon, password = userinfo.partition(":")
+    return password if colon and password else None
+
+
+def secrets_in(dsn: str) -> list[str]:
+    """Every password the DSN holds, longest first."""
+    found = [m.group(2).strip("'") for m in _PASSWORD_OPTION.finditer(dsn)]
+    url = _url_password(dsn)
+    if url is not None:
+        found.append(url)
+        # A driver that reads up to the first '@' sees only the part before it.
+        found.extend(part for part in url.split("@") if len(part) >= 4)
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
 
 def redact(dsn: str) -> str:
-    """The DSN with any password replaced, safe to print."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+    """The DSN with every password replaced, safe to print."""
+    masked = _PASSWORD_OPTION.sub(lambda m: m.group(1) + _MASK, dsn)
+    url = _url_password(masked)
+    if url is not None:
+        scheme, _, rest = masked.partition("://")
+        start = rest.index(":") + 1
+        rest = rest[:start] + _MASK + rest[start + len(url) :]
+        masked = f"{scheme}://{rest}"
+    return masked
+
+
+def redact_text(text: str, dsn: str) -> str:
+    """`text` (a driver's error, say) with the DSN's passwords masked."""
+    for secret in secrets_in(dsn):
+        text = text.replace(secret, _MASK)
+    return text
 
 
 def configured_dsn(dsn: str | None = None) -> ResolvedDsn | None:

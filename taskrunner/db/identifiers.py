@@ -13,9 +13,21 @@ _PLAIN_IDENTIFIER = re.compile(rf"[A-Za-z_][A-Za-z0-9_]{{0,{MAX_SCHEMA_LENGTH - 
 SCHEMA_MARKER = "/*schema*/"
 
 
+# Names PostgreSQL keeps for itself: CREATE SCHEMA refuses pg_*, and information_schema
+# is the server's own.
+RESERVED_PREFIX = "pg_"
+RESERVED_SCHEMAS = frozenset({"information_schema"})
+
+
 def validate_schema(schema: str) -> str:
-    """Return `schema` if it is a plain identifier, else raise InvalidSchemaName."""
-    if not isinstance(schema, str) or not _PLAIN_IDENTIFIER.fullmatch(schema):
+    """Return `schema` if it is a plain identifier PostgreSQL lets us create, else raise
+    InvalidSchemaName."""
+    if (
+        not isinstance(schema, str)
+        or not _PLAIN_IDENTIFIER.fullmatch(schema)
+        or schema.lower().startswith(RESERVED_PREFIX)
+        or schema.lower() in RESERVED_SCHEMAS
+    ):
         raise InvalidSchemaName(str(schema))
     return schema
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from taskrunner.db.dsn import ResolvedDsn
+from taskrunner.db.dsn import ResolvedDsn, redact_text
 from taskrunner.errors import ConnectError
 
 log = logging.getLogger("taskrunner")
@@ -50,10 +50,15 @@ async def _skip_session_reset(_conn: asyncpg.Connection) -> None:
 
 
 def _connect_error(target: ResolvedDsn, exc: BaseException) -> ConnectError:
-    reason = "timed out" if isinstance(exc, asyncio.TimeoutError | TimeoutError) else str(exc)
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        reason = "timed out"
+    elif isinstance(exc, _BAD_DSN):  # the driver's parsing: a port that is no port ...
+        reason = f"the DSN is not valid: {exc}"
+    else:
+        reason = str(exc) or type(exc).__name__
     return ConnectError(
         f"could not connect to PostgreSQL at {target.redacted} (from {target.source}): "
-        f"{reason or type(exc).__name__}"
+        + redact_text(reason, target.dsn)
     )
 
 
@@ -69,7 +74,16 @@ _UNREACHABLE = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
 )
-_CONNECT_FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+# asyncpg parses the DSN itself and lets int() and the socket layer speak for it: a port
+# like "notaport" is a ValueError, one like 99999 an OverflowError.
+_BAD_DSN = (ValueError, OverflowError)
+_CONNECT_FAILURES = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    TimeoutError,
+    *_BAD_DSN,
+)
 
 # The backoff between tries: 0.2 s doubling up to 5 s, with up to 20 % jitter.
 _FIRST_RETRY = 0.2

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from taskrunner.errors import InvalidArguments
+from taskrunner.limits import MAX_NAME_LENGTH, check_text
 from taskrunner.runner.tasks import Task
 
 if TYPE_CHECKING:
@@ -35,14 +36,13 @@ class UnregisteredTasks:
         self._tasks: dict[str, Task[..., Any]] = {}
 
     def get(self, name: object) -> Task[..., Any]:
-        if not isinstance(name, str) or not name:
-            raise InvalidArguments(str(name), "a task name must be a non-empty string")
-        task = self._tasks.get(name)
+        task = self._tasks.get(name) if isinstance(name, str) else None
         if task is None:
-            task = Task(unchecked_call, self.runner, name=name)
+            checked = check_text(name, "task name", MAX_NAME_LENGTH)
+            task = Task(unchecked_call, self.runner, name=checked)
             if len(self._tasks) >= MAX_CACHED:
                 del self._tasks[next(iter(self._tasks))]
-            self._tasks[name] = task
+            self._tasks[checked] = task
         return task
 
     def holds(self, task: object) -> bool:

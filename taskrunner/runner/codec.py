@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
+import re
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -13,14 +15,92 @@ from typing import Any
 import msgspec
 
 from taskrunner.errors import PermanentFailure
+from taskrunner.limits import MAX_NESTING, encoded_problem
 
 _encoder = msgspec.json.Encoder()
 _canonical = msgspec.json.Encoder(order="sorted")
 _generic = msgspec.json.Decoder()
+CALL_NESTING = MAX_NESTING + 1  # the array (or object) of a call's arguments is a level
+# Encoded calls no longer than this cannot nest too deep or be too large: for them, the
+# checks are two substring searches.
+_SHORT = 2 * CALL_NESTING
+# A null (msgspec writes nan and inf as null) or an escaped NUL: one regex search is
+# cheaper than two `in` tests on bytes.
+_SUSPECT = re.compile(rb"null|\\u0000")
 
 
 class ArgumentsError(ValueError):
     """The call does not fit the signature; the runner names the task."""
+
+
+# Errors of encoding values JSON cannot carry: unsupported types, ints msgspec cannot
+# encode, lone surrogates (UnicodeEncodeError), nesting past the interpreter's limit.
+_ENCODE_ERRORS = (msgspec.EncodeError, TypeError, OverflowError, UnicodeEncodeError, RecursionError)
+
+
+def _encode_failure(exc: BaseException) -> ArgumentsError:
+    if isinstance(exc, RecursionError):
+        return ArgumentsError(f"the arguments nest deeper than {MAX_NESTING} levels")
+    if isinstance(exc, UnicodeEncodeError):
+        return ArgumentsError("the arguments have a lone surrogate, which is not valid UTF-8")
+    return ArgumentsError(f"not JSON-encodable: {exc}")
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether a float nan or inf hides in `value` (msgspec writes them as null, which the
+    handler could never decode as a float)."""
+    try:
+        json.dumps(msgspec.to_builtins(value), allow_nan=False)
+    except ValueError:
+        return True
+    return False
+
+
+def _check_encoded(data: bytes, values: dict[str, Any]) -> None:
+    """Refuse what PostgreSQL or JSON cannot carry in an encoded call, naming the argument.
+    `values` maps the parameters to what was given. Callers come here only when the
+    cheap test did not clear the call: it is long, or holds a null (which may stand for a
+    nan) or an escaped NUL."""
+    problem = encoded_problem(data, CALL_NESTING)
+    if problem is None and (b"null" not in data or not _non_finite(values)):
+        return
+    for name, value in values.items():
+        one = _encoder.encode(value)
+        found = encoded_problem(one)
+        if found is None and b"null" in one and _non_finite(value):
+            found = "a float nan or inf, which JSON cannot carry"
+        if found is not None:
+            raise ArgumentsError(f"argument {name!r} has {found}")
+    raise ArgumentsError(f"the arguments have {problem or 'a float nan or inf'}")
+
+
+class UnresolvedHints(TypeError):
+    """Type hints of a task that name something that does not exist where it is defined."""
+
+
+def resolved_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """The function's type hints; UnresolvedHints naming each one that cannot be
+    resolved (validating without it would silently accept anything)."""
+    try:
+        return typing.get_type_hints(func)
+    except Exception as exc:
+        first = exc
+    globalns = getattr(func, "__globals__", None)
+    bad = []
+    for name, annotation in getattr(func, "__annotations__", {}).items():
+
+        def probe() -> None: ...
+
+        probe.__annotations__ = {name: annotation}
+        try:
+            typing.get_type_hints(probe, globalns=globalns)
+        except Exception as exc:
+            bad.append(f"{name}: {annotation!r} ({exc})")
+    raise UnresolvedHints(
+        f"type hints of {getattr(func, '__qualname__', func)!r} cannot be resolved: "
+        + ("; ".join(bad) or str(first))
+        + " (define the types at module level, or import them where the task is defined)"
+    ) from None
 
 
 class EncodedCall(msgspec.Struct, frozen=True, kw_only=True):  # one per enqueued job
@@ -34,10 +114,7 @@ class SignatureCodec:
 
     def __init__(self, func: Callable[..., Any]) -> None:
         self.signature = inspect.signature(func)
-        try:
-            hints = typing.get_type_hints(func)
-        except Exception:  # unresolvable forward references: validate what we can
-            hints = {}
+        hints = resolved_hints(func)
         fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
         for param in self.signature.parameters.values():
             hint = hints.get(param.name, Any)
@@ -114,13 +191,16 @@ class SignatureCodec:
         try:
             encoded_args = _encoder.encode(args)
             encoded_kwargs = _encoder.encode(kwargs)
+            data = encoded_args + encoded_kwargs
+            if len(data) > _SHORT or _SUSPECT.search(data):
+                _check_encoded(data, arguments)
             msgspec.convert(arguments, self._struct)  # the types the handler gets
             digest = ""
             if fingerprint:  # the same call with defaults applied, keys sorted
                 complete = {**self._defaults, **arguments}
                 digest = hashlib.sha256(_canonical.encode(complete)).hexdigest()
-        except (msgspec.EncodeError, TypeError, OverflowError) as exc:
-            raise ArgumentsError(f"not JSON-encodable: {exc}") from None
+        except _ENCODE_ERRORS as exc:
+            raise _encode_failure(exc) from None
         except msgspec.ValidationError as exc:
             raise ArgumentsError(str(exc)) from None
         return EncodedCall(args=encoded_args, kwargs=encoded_kwargs, fingerprint=digest)
@@ -133,12 +213,15 @@ class SignatureCodec:
         try:
             msgspec.convert(args, self._positional_struct)
             encoded_args = _encoder.encode(args)
+            data = encoded_args
+            if len(data) > _SHORT or _SUSPECT.search(data):
+                _check_encoded(data, dict(zip(names, args, strict=True)))
             digest = ""
             if fingerprint:
                 complete = dict(zip(names, args, strict=True))
                 digest = hashlib.sha256(_canonical.encode(complete)).hexdigest()
-        except (msgspec.EncodeError, TypeError, OverflowError) as exc:
-            raise ArgumentsError(f"not JSON-encodable: {exc}") from None
+        except _ENCODE_ERRORS as exc:
+            raise _encode_failure(exc) from None
         except msgspec.ValidationError:
             # The general path says what is wrong by the parameter's name, not its position.
             return self._encode_general(args, {}, fingerprint=fingerprint)
@@ -153,6 +236,11 @@ class SignatureCodec:
                 pass  # defaults to fill in, or a mismatch: the general path tells which
         raw_args = _generic.decode(args)
         raw_kwargs = _generic.decode(kwargs)
+        if not isinstance(raw_args, list) or not isinstance(raw_kwargs, dict):
+            raise ArgumentsError(
+                "stored arguments are corrupted: args must be a JSON array and kwargs a "
+                f"JSON object, not {type(raw_args).__name__} and {type(raw_kwargs).__name__}"
+            )
         try:
             typed = msgspec.convert(self._arguments(tuple(raw_args), raw_kwargs), self._struct)
         except (TypeError, msgspec.ValidationError) as exc:

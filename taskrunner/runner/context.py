@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from taskrunner.limits import MAX_LEASE_SECONDS, MAX_REQUEST_ID_LENGTH, check_seconds, check_text
+
 _request_id: ContextVar[str | None] = ContextVar("taskrunner_request_id", default=None)
 _current_job: ContextVar[JobContext | None] = ContextVar("taskrunner_current_job", default=None)
 
@@ -28,6 +30,8 @@ def current_request_id() -> str | None:
 @contextmanager
 def request_context(request_id: str | None = None) -> Iterator[str]:
     """Jobs enqueued inside this block carry `request_id` (a new one when None)."""
+    if request_id:  # checked once here, not by every enqueue inside the block
+        check_text(request_id, "request_id", MAX_REQUEST_ID_LENGTH)
     rid = request_id or new_request_id()
     token = _request_id.set(rid)
     try:
@@ -81,9 +85,12 @@ class JobContext(msgspec.Struct, frozen=True, kw_only=True):
 
     def extend_lease(self, seconds: float) -> LeaseExtension:
         """Hold the job `seconds` from now (and renew by that length from then on)."""
-        if seconds <= 0:
-            raise ValueError("extend_lease needs a positive number of seconds")
-        return LeaseExtension(self._extend(self.job_id, float(seconds)))
+        # Checked here, before the lease keeper keeps it: a length no row can hold would
+        # fail every later renewal of this worker, for all of its jobs.
+        checked = check_seconds(
+            seconds, "extend_lease seconds", maximum=MAX_LEASE_SECONDS, positive=True
+        )
+        return LeaseExtension(self._extend(self.job_id, checked))
 
 
 def current_job() -> JobContext | None:

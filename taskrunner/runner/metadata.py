@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from taskrunner.errors import InvalidArguments
 from taskrunner.queue.metadata import MetadataStore
+from taskrunner.runner.options import check_connection
 
 if TYPE_CHECKING:
     from taskrunner.queue import JobQueue
@@ -53,16 +53,6 @@ def check_value(value: object) -> bytes:
     )
 
 
-def check_connection(connection: object) -> asyncpg.Connection | None:
-    if connection is None or isinstance(connection, asyncpg.Connection | PoolConnectionProxy):
-        return connection
-    raise InvalidArguments(
-        None,
-        f"connection must be an asyncpg connection, not {type(connection).__name__}",
-        field="connection",
-    )
-
-
 class MetadataVerbs:
     """The metadata verbs of TaskRunner (a part of it, kept apart)."""
 
@@ -81,8 +71,9 @@ class MetadataVerbs:
     ) -> None:
         """Store `value` under `key` (replacing what was there); with `connection`, inside
         that connection's transaction, so it commits or rolls back with the caller's."""
-        store = self._metadata
-        await store.set(check_key(key), check_value(value), connection=check_connection(connection))
+        checked_key, checked_value = check_key(key), check_value(value)
+        check_connection(connection, None)
+        await self._metadata.set(checked_key, checked_value, connection=connection)
 
     async def get_metadata(self, key: str) -> bytes | None:
         """The value stored under `key`, or None."""

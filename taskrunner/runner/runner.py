@@ -34,6 +34,13 @@ from taskrunner.errors import (
     UnknownTask,
 )
 from taskrunner.jobs import FINAL_STATUSES, Job, JobStatus, Stats
+from taskrunner.limits import (
+    MAX_DELAY_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+    check_int,
+    check_job_id,
+    check_seconds,
+)
 from taskrunner.queue import JobQueue, JobRow, NewJob
 from taskrunner.queue.schedules import NewSchedule
 from taskrunner.runner.batch_calls import split_call, takes_one_positional
@@ -42,6 +49,13 @@ from taskrunner.runner.codec import ArgumentsError, decode_json
 from taskrunner.runner.context import current_request_id, new_request_id
 from taskrunner.runner.metadata import MetadataVerbs
 from taskrunner.runner.middleware import Middleware, MiddlewareVerbs
+from taskrunner.runner.options import (
+    Options,
+    check_connection,
+    check_key,
+    check_keys,
+    list_filters,
+)
 from taskrunner.runner.results import typed_result
 from taskrunner.runner.retry import Retry
 from taskrunner.runner.schedules import ScheduleVerbs
@@ -76,6 +90,13 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
         listen_dsn: str | None = None,
         middleware: Sequence[Middleware] = (),
     ) -> None:
+        if dsn is not None and (not isinstance(dsn, str) or not dsn.strip()):
+            raise InvalidArguments(
+                None,
+                f"dsn must be a non-empty string, not {dsn!r}; leave it out (None) to use "
+                "$TASKRUNNER_DSN, $DATABASE_URL or else the embedded server",
+                field="dsn",
+            )
         self.dsn = dsn
         # Behind PgBouncer in transaction mode (statement_cache_size=0) workers LISTEN
         # here, a direct connection, or poll when it is not given.
@@ -89,16 +110,15 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
         # The key lifetime is the schema's: given here, open() writes it there; not
         # given, the runner uses what the schema holds (24 hours unless set).
         self._explicit_ttl = idempotency_ttl is not None
-        ttl = (
-            idempotency_ttl.total_seconds()
-            if isinstance(idempotency_ttl, timedelta)
-            else float(idempotency_ttl if idempotency_ttl is not None else DEFAULT_IDEMPOTENCY_TTL)
+        self.idempotency_ttl_seconds = check_seconds(
+            idempotency_ttl if idempotency_ttl is not None else DEFAULT_IDEMPOTENCY_TTL,
+            "idempotency_ttl",
+            maximum=MAX_DELAY_SECONDS,
         )
-        if ttl < 0:
-            raise ValueError("idempotency_ttl must not be negative")
-        self.idempotency_ttl_seconds = ttl
-        self.pool_size = pool_size
-        self.statement_cache_size = statement_cache_size
+        self.pool_size = check_int(pool_size, "pool_size", minimum=1)
+        self.statement_cache_size = check_int(
+            statement_cache_size, "statement_cache_size", minimum=0
+        )
         self.tasks: dict[str, Task[..., Any]] = {}
         self.declared_schedules: dict[str, NewSchedule] = {}  # by @periodic
         self._unregistered = UnregisteredTasks(self)
@@ -156,7 +176,9 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
             task = Task(f, self, **options)
             existing = self.tasks.get(task.name)
             if existing is not None and existing.func is not f:
-                raise ValueError(f"a different task is already registered as {task.name!r}")
+                raise InvalidArguments(
+                    None, f"a different task is already registered as {task.name!r}", field="name"
+                )
             self.tasks[task.name] = task
             return task
 
@@ -327,7 +349,9 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
         """Queue one call of `task`; returns the new job, or the existing one for a
         repeated idempotency key (`job.deduplicated`)."""
         found = self._task_for(task)
-        options = _Options.build(found, request_id, delay, run_at, priority, queue, max_attempts)
+        options = Options.build(found, request_id, delay, run_at, priority, queue, max_attempts)
+        if connection is not None:
+            check_connection(connection, found.name)
         new = self._new_job(found, args, kwargs, idempotency_key, options, index=None)
         result = await self.job_queue.enqueue(new, connection=connection)
         return Job.from_row(result.job, deduplicated=result.deduplicated)
@@ -351,12 +375,15 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
         positional arguments, a dict of keyword arguments, or one positional argument (a
         list only for a task of one positional parameter; see runner/batch_calls.py)."""
         found = self._task_for(task)
-        call_list = list(calls)
-        if idempotency_keys is not None and len(idempotency_keys) != len(call_list):
-            raise ValueError(
-                f"idempotency_keys has {len(idempotency_keys)} keys for {len(call_list)} calls"
-            )
-        options = _Options.build(found, request_id, delay, run_at, priority, queue, max_attempts)
+        try:
+            call_list = list(calls)
+        except TypeError:
+            raise InvalidArguments(
+                found.name, f"calls must be an iterable, not {type(calls).__name__}", field="calls"
+            ) from None
+        idempotency_keys = check_keys(idempotency_keys, len(call_list), found.name)
+        options = Options.build(found, request_id, delay, run_at, priority, queue, max_attempts)
+        check_connection(connection, found.name)
         options.request_id = options.request_id or current_request_id() or new_request_id()
         new_jobs = []
         one_positional = takes_one_positional(found)
@@ -375,7 +402,7 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         idempotency_key: str | None,
-        options: _Options,
+        options: Options,
         *,
         index: int | None,
     ) -> NewJob:
@@ -383,10 +410,8 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
             call = task.codec.encode(args, kwargs, fingerprint=idempotency_key is not None)
         except ArgumentsError as exc:
             raise InvalidArguments(task.name, str(exc), index=index) from None
-        if idempotency_key is not None and (
-            not isinstance(idempotency_key, str) or not idempotency_key
-        ):
-            raise ValueError("idempotency_key must be a non-empty string")
+        if idempotency_key is not None:
+            check_key(idempotency_key, task.name, index)
         return NewJob(
             task=task.name,
             args=call.args,
@@ -412,11 +437,14 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
     # ---- jobs ----------------------------------------------------------------------
 
     async def get_job(self, job_id: int) -> Job | None:
-        row = await self.job_queue.get(job_id)
+        row = await self.job_queue.get(check_job_id(job_id))
         return Job.from_row(row) if row is not None else None
 
     async def wait(self, job_id: int, timeout: float | None = None) -> Job:
         """Wait until the job is succeeded, failed or cancelled; TimeoutError after `timeout`."""
+        check_job_id(job_id)
+        if timeout is not None:
+            check_seconds(timeout, "timeout", maximum=MAX_TIMEOUT_SECONDS)
         async with asyncio.timeout(timeout):
             delay = 0.01
             while True:
@@ -442,17 +470,17 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
 
     async def cancel(self, job_id: int) -> bool:
         """Queued/paused → cancelled; a running job's handler is cancelled by its worker."""
-        return await self.job_queue.cancel(job_id)
+        return await self.job_queue.cancel(check_job_id(job_id))
 
     async def pause(self, job_id: int) -> bool:
-        return await self.job_queue.pause(job_id)
+        return await self.job_queue.pause(check_job_id(job_id))
 
     async def resume(self, job_id: int) -> bool:
-        return await self.job_queue.resume(job_id)
+        return await self.job_queue.resume(check_job_id(job_id))
 
     async def retry(self, job_id: int) -> bool:
         """Failed/cancelled → queued again, attempts reset."""
-        return await self.job_queue.retry(job_id)
+        return await self.job_queue.retry(check_job_id(job_id))
 
     async def stats(self) -> Stats:
         return Stats.from_counts(await self.job_queue.stats())
@@ -470,12 +498,7 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
         """Newest jobs first, optionally of one status, queue, task (a Task or its name)
         and/or request id. Pages: `before_id=` the last id of the page before."""
         rows = await self.job_queue.list_jobs(
-            status=str(status) if status is not None else None,
-            queue=queue,
-            task=task.name if isinstance(task, Task) else task,
-            request_id=request_id,
-            before_id=before_id,
-            limit=limit,
+            **list_filters(status, queue, task, request_id, before_id, limit)
         )
         return [Job.from_row(r) for r in rows]
 
@@ -495,6 +518,15 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
     ) -> None:
         """Run jobs of this runner's tasks until stopped (SIGINT/SIGTERM) or, with
         `stop_when_idle`, until nothing is running or runnable now."""
+        check_int(concurrency, "concurrency", minimum=1)
+        check_seconds(shutdown_timeout, "shutdown_timeout", maximum=MAX_TIMEOUT_SECONDS)
+        for name, seconds in (
+            ("poll_interval", poll_interval),
+            ("rescue_interval", rescue_interval),
+        ):
+            check_seconds(seconds, name, maximum=MAX_TIMEOUT_SECONDS, positive=True)
+        if process_pool_size is not None:
+            check_int(process_pool_size, "process_pool_size", minimum=1)
         if isinstance(queues, str):
             queues = [q.strip() for q in queues.split(",") if q.strip()]
         opened_here = not self.is_open
@@ -542,60 +574,3 @@ def _not_open() -> TaskRunnerError:
     return TaskRunnerError(
         "the runner is not open: use `async with runner:` or `await runner.open()`"
     )
-
-
-class _Options:
-    """Enqueue options checked once, with the task's defaults filled in."""
-
-    __slots__ = ("delay", "max_attempts", "priority", "queue", "request_id", "run_at")
-
-    def __init__(
-        self,
-        request_id: str | None,
-        delay: float,
-        run_at: datetime | None,
-        priority: int,
-        queue: str,
-        max_attempts: int,
-    ) -> None:
-        self.request_id = request_id
-        self.delay = delay
-        self.run_at = run_at
-        self.priority = priority
-        self.queue = queue
-        self.max_attempts = max_attempts
-
-    @classmethod
-    def build(
-        cls,
-        task: Task[..., Any],
-        request_id: str | None,
-        delay: float | timedelta | None,
-        run_at: datetime | None,
-        priority: int | None,
-        queue: str | None,
-        max_attempts: int | None,
-    ) -> _Options:
-        if delay is not None and run_at is not None:
-            raise ValueError("give delay or run_at, not both")
-        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay or 0.0)
-        if seconds < 0:
-            raise ValueError("delay must not be negative")
-        if run_at is not None and (not isinstance(run_at, datetime) or run_at.utcoffset() is None):
-            raise ValueError("run_at must be a timezone-aware datetime")
-        attempts = max_attempts if max_attempts is not None else task.max_attempts
-        if attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        chosen_queue = queue if queue is not None else task.queue
-        if not chosen_queue:
-            raise ValueError("queue must be a non-empty string")
-        if request_id is not None and not isinstance(request_id, str):
-            raise TypeError("request_id must be a string")
-        return cls(
-            request_id,
-            seconds,
-            run_at,
-            priority if priority is not None else task.priority,
-            chosen_queue,
-            attempts,
-        )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 
+from taskrunner.errors import InvalidArguments
 from taskrunner.project import script_module_name
-from taskrunner.runner.codec import SignatureCodec
+from taskrunner.runner.codec import SignatureCodec, UnresolvedHints
+from taskrunner.runner.declaration import TaskOptions, check_function
 from taskrunner.runner.retry import Retry
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 ExecutorName = Literal["async", "thread", "process"]
-EXECUTORS: tuple[str, ...] = ("async", "thread", "process")
 
 # Keyword options of enqueue(); a task parameter of one of these names could never be
 # passed, so decorating such a function is refused.
@@ -67,46 +67,32 @@ class Task(Generic[P, R]):
         lease: float = DEFAULT_LEASE,
         executor: ExecutorName | None = None,
     ) -> None:
-        if not callable(func):
-            raise TypeError(f"@task needs a function, got {func!r}")
-        clashes = sorted(ENQUEUE_OPTIONS & set(inspect.signature(func).parameters))
-        if clashes:
-            raise TypeError(
-                f"task {func.__qualname__} has parameter(s) {', '.join(clashes)} named like "
-                "enqueue options; rename them (enqueue options: "
-                f"{', '.join(sorted(ENQUEUE_OPTIONS))})"
-            )
-        is_async = inspect.iscoroutinefunction(func)
-        chosen = executor or ("async" if is_async else "thread")
-        if chosen not in EXECUTORS:
-            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {chosen!r}")
-        if chosen == "async" and not is_async:
-            raise ValueError(
-                f"executor='async' needs a coroutine function; {func.__qualname__} is not"
-            )
-        if chosen == "process" and "<locals>" in func.__qualname__:
-            raise ValueError(
-                f"executor='process' needs a module-level function; {func.__qualname__} is local"
-            )
-        self.retry = retry or Retry()
-        attempts = max_attempts if max_attempts is not None else self.retry.max_attempts
-        if attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if timeout is not None and timeout <= 0:
-            raise ValueError("timeout must be positive")
-        if lease <= 0:
-            raise ValueError("lease must be positive")
+        qualname, chosen, is_async = check_function(func, executor, ENQUEUE_OPTIONS)
+        declared = TaskOptions.check(
+            qualname,
+            name=name if name is not None else f"{_module_name(func)}.{qualname}",
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            retry=retry,
+            timeout=timeout,
+            lease=lease,
+        )
+        try:
+            self.codec = SignatureCodec(func)
+        except UnresolvedHints as exc:
+            raise InvalidArguments(None, f"@runner.task: {exc}", field="type hints") from None
+        self.retry = declared.retry
         self.func = func
         self.runner = runner
-        self.name = name or f"{_module_name(func)}.{func.__qualname__}"
-        self.queue = queue
-        self.priority = priority
-        self.max_attempts = attempts
-        self.timeout = timeout
-        self.lease = float(lease)
-        self.executor: ExecutorName = chosen
+        self.name = declared.name
+        self.queue = declared.queue
+        self.priority = declared.priority
+        self.max_attempts = declared.max_attempts
+        self.timeout = declared.timeout
+        self.lease = declared.lease
+        self.executor: ExecutorName = chosen  # type: ignore[assignment]  # one of EXECUTORS
         self.is_async = is_async
-        self.codec = SignatureCodec(func)
         functools.update_wrapper(self, func)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
