@@ -304,6 +304,11 @@ class JobQueue:
         return when
 
     @translate_errors
+    async def ping(self) -> None:
+        """One round trip: raises ConnectError when the connection is dead."""
+        await self.db.fetchval(self.sql["ping"])
+
+    @translate_errors
     async def clear(self, queues: Sequence[str] | None = None) -> int:
         """Delete every job (of `queues`); returns how many."""
         count: int = await self.db.fetchval(

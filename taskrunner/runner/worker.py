@@ -1,4 +1,9 @@
-"""The worker loop: claim into free slots, run, ack in batches, renew, shut down cleanly."""
+"""The worker loop: claim into free slots, run, hand outcomes to the ack writer, stop.
+
+Around it, each in a module of its own and supervised: the ack writer (runner/acks.py),
+lease renewal (runner/leases.py), LISTEN (runner/listening.py), rescue and pruning
+(runner/maintenance.py).
+"""
 
 from __future__ import annotations
 
@@ -9,28 +14,25 @@ import os
 import signal
 import socket
 import threading
-import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import tenacity
 
-from taskrunner.db import (
-    CLAIM_SESSION_SETTINGS,
-    HOT_PATH_SESSION_SETTINGS,
-    WORKER_COMMAND_TIMEOUT,
-    WORKER_SESSION_SETTINGS,
-    connect,
-)
+from taskrunner.db import CLAIM_SESSION_SETTINGS, WORKER_COMMAND_TIMEOUT, connect
 from taskrunner.errors import DatabaseError
-from taskrunner.queue import AckResult, Completion, Failure, JobQueue, JobRow, Lease, Listener
-from taskrunner.runner.buffers import BatchBuffer
+from taskrunner.queue import AckResult, JobQueue, JobRow, Lease
+from taskrunner.runner.acks import AckWriter, job_log_extra
 from taskrunner.runner.codec import ArgumentsError
 from taskrunner.runner.context import JobContext
 from taskrunner.runner.executors import Executors
+from taskrunner.runner.failures import error_text, safe_str
 from taskrunner.runner.leases import LeaseKeeper
+from taskrunner.runner.listening import Notifications
+from taskrunner.runner.maintenance import Maintenance
+from taskrunner.runner.supervise import start_supervised
 from taskrunner.runner.tasks import Task
 from taskrunner.runner.unknown_tasks import UnknownTaskWatch
 
@@ -38,12 +40,12 @@ if TYPE_CHECKING:
     from taskrunner.runner.runner import TaskRunner
 
 log = logging.getLogger("taskrunner")
-AckT = TypeVar("AckT", Completion, Failure)
-_MAX_ERROR_LENGTH = 4000
 
+__all__ = ["Execution", "Worker", "WorkerSettings", "job_log_extra"]
 
-def job_log_extra(job: JobRow) -> dict[str, Any]:
-    return {"job_id": job.id, "task": job.task, "request_id": job.request_id}
+CLAIM_GRACE = 2.0  # a claim in flight when a stop is asked gets this long to return
+SHUTDOWN_GRACE = 5.0  # after the running jobs: writing acks, handing back, closing
+FORCED_GRACE = 1.0  # the same after a second stop request
 
 
 @dataclass(slots=True)
@@ -66,6 +68,9 @@ class WorkerSettings:
     prune_interval: float = 60.0
     process_pool_size: int | None = None
     handle_signals: bool = True
+    # No claims while more outcomes than this wait to be written (None: the default,
+    # twice the concurrency and at least 100).
+    max_unwritten: int | None = None
 
 
 class Worker:
@@ -82,20 +87,21 @@ class Worker:
         self.leases = {name: task.lease for name, task in self.tasks.items()}
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.running: dict[int, Execution] = {}
+        self.max_unwritten = settings.max_unwritten or max(100, 2 * settings.concurrency)
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._force = asyncio.Event()
+        self._claims_paused = False
         self._to_release: list[Lease] = []
-        self._acking: dict[int, JobRow] = {}  # ack buffered, not yet written
-        self._completions: BatchBuffer[Completion] = BatchBuffer(self._write_completions)
-        self._failures: BatchBuffer[Failure] = BatchBuffer(self._write_failures)
         self._keeper: LeaseKeeper | None = None
+        self._acks: AckWriter | None = None
         self._executors: Executors | None = None
-        self._listener: Listener | None = None
         self._claimer: JobQueue | None = None  # claims, on a connection of their own
-        self._acker: JobQueue | None = None  # acks, likewise
-        self._ack_lock = asyncio.Lock()  # completions and failures share that connection
+        self._claim_task: asyncio.Task[None] | None = None
         self._unknown_tasks = UnknownTaskWatch(self.queue, self.task_names, settings.queues)
+        self.notifications = Notifications(
+            runner.target, runner.schema, on_job=self._on_job, on_cancel=self._cancel_running
+        )
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -104,8 +110,17 @@ class Worker:
         if self._stopping:
             log.warning("second stop request: cancelling running jobs")
             self._force.set()
+        elif self._claim_task is not None:
+            self._claim_task.get_loop().call_later(CLAIM_GRACE, self._abandon_claim)
         self._stopping = True
         self._wakeup.set()
+
+    def _abandon_claim(self) -> None:
+        """A claim still in flight CLAIM_GRACE after the stop request (the database does
+        not answer) is given up: jobs it claimed return when their leases run out."""
+        if self._claim_task is not None and not self._claim_task.done():
+            log.warning("a claim did not return after the stop request; giving it up")
+            self._claim_task.cancel()
 
     async def run(self) -> None:
         if not self.task_names:
@@ -119,28 +134,46 @@ class Worker:
             owner_loop=loop,
         )
         await asyncio.to_thread(self._keeper.start)
+        self._acks = AckWriter(
+            self.runner.target, self.runner.schema, self._keeper, self._on_acks_written
+        )
+        self._acks.start()
         self._executors = Executors(
             self.settings.concurrency, self._keeper.extend_now, self.settings.process_pool_size
         )
-        if any(task.executor == "process" for task in self.tasks.values()):
-            await self._executors.prestart_processes()
-        signals = self._install_signal_handlers(loop)
-        maintenance = asyncio.create_task(self._maintenance_loop(), name="taskrunner-maintenance")
-        log.info(
-            "worker %s started: tasks %s, queues %s, concurrency %d",
-            self.owner,
-            ", ".join(self.task_names),
-            ", ".join(self.settings.queues) if self.settings.queues else "all",
-            self.settings.concurrency,
-        )
+        background: list[asyncio.Task[None]] = []
+        signals: list[signal.Signals] = []
         try:
+            if any(task.executor == "process" for task in self.tasks.values()):
+                await self._executors.prestart_processes()
+            signals = self._install_signal_handlers(loop)
+            background = Maintenance(
+                self.queue,
+                self._unknown_tasks,
+                rescue_interval=self.settings.rescue_interval,
+                prune_interval=self.settings.prune_interval,
+                on_rescued=self._wakeup.set,
+            ).start()
+            background.append(start_supervised("listening", self.notifications.run))
+            log.info(
+                "worker %s started: tasks %s, queues %s, concurrency %d",
+                self.owner,
+                ", ".join(self.task_names),
+                ", ".join(self.settings.queues) if self.settings.queues else "all",
+                self.settings.concurrency,
+            )
             await self._unknown_tasks.check()
-            await self._listen()
-            await self._claim_loop()
+            self._claim_task = asyncio.create_task(self._claim_loop(), name="taskrunner-claims")
+            await asyncio.wait({self._claim_task})
+            if not self._claim_task.cancelled() and self._claim_task.exception() is not None:
+                raise self._claim_task.exception()  # type: ignore[misc]
         finally:
-            maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
+            if self._claim_task is not None and not self._claim_task.done():
+                self._claim_task.cancel()
+                await asyncio.wait({self._claim_task})
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await self._shutdown()
             for sig in signals:
                 loop.remove_signal_handler(sig)
@@ -166,9 +199,15 @@ class Worker:
     async def _claim_loop(self) -> None:
         failures = 0
         backoff = tenacity.wait_exponential(multiplier=0.2, max=10) + tenacity.wait_random(0, 0.2)
+        assert self._acks is not None
         while not self._stopping:
             self._wakeup.clear()
             free = self.settings.concurrency - len(self.running)
+            if free > 0 and self._acks.backlog > self.max_unwritten:
+                free = self._pause_claims()
+            elif self._claims_paused:
+                self._claims_paused = False
+                log.info("outcomes are written again: claiming resumes")
             claimed: list[JobRow] = []
             try:
                 if free > 0:
@@ -197,6 +236,18 @@ class Worker:
                 continue
             await self._sleep_unless_stopping(self.settings.poll_interval)
 
+    def _pause_claims(self) -> int:
+        """Backpressure: no claims while the ack writer is behind (the database refuses
+        or does not answer); finished work would only pile up and run again."""
+        if not self._claims_paused:
+            self._claims_paused = True
+            assert self._acks is not None
+            log.warning(
+                "%d outcomes wait to be written: no claims until they are",
+                self._acks.backlog,
+            )
+        return 0
+
     async def _claim_queue(self) -> JobQueue:
         """Claims go through a connection of their own, set up for the claim plan, and
         without a pool round of acquire and release per claim."""
@@ -210,29 +261,30 @@ class Worker:
             self._claimer = JobQueue(conn, self.runner.schema)
         return self._claimer
 
-    async def _ack_queue(self) -> JobQueue:
-        """Acks go through a connection of their own too; callers hold `_ack_lock`."""
-        if self._acker is None or self._acker.db.is_closed():
-            conn = await connect(
-                self.runner.target,
-                server_settings=HOT_PATH_SESSION_SETTINGS,
-                raw_jsonb=False,
-                command_timeout=WORKER_COMMAND_TIMEOUT,
-            )
-            self._acker = JobQueue(conn, self.runner.schema)
-        return self._acker
-
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), seconds)
 
     async def _idle_now(self) -> bool:
-        """No job running, every ack written, and nothing runnable: the worker is idle."""
-        await self._completions.flush()
-        await self._failures.flush()
+        """No job running, every outcome written, none of this worker's jobs left running
+        in the database, and nothing runnable: the worker is idle."""
+        assert self._acks is not None
+        if self._acks.backlog and not await self._acks.wait_empty(self.settings.poll_interval):
+            return False
         if self.running:
             return False
+        if self._acks.given_up and await self._still_held(self._acks.given_up):
+            await self._sleep_unless_stopping(self.settings.poll_interval)
+            return False
         return not await self.queue.runnable_exists(self.task_names, self.settings.queues)
+
+    async def _still_held(self, job_ids: set[int]) -> bool:
+        """Whether jobs whose outcome could not be written still run under this worker
+        (until their leases run out and they are rescued)."""
+        rows = await self.queue.get_many(sorted(job_ids))
+        held = {i for i, r in rows.items() if r.status == "running" and r.lease_owner == self.owner}
+        job_ids.intersection_update(held)
+        return bool(held)
 
     def _start(self, claimed: list[JobRow]) -> None:
         assert self._keeper is not None
@@ -251,9 +303,11 @@ class Worker:
     # ---- running -------------------------------------------------------------------
 
     async def _run_job(self, execution: Execution) -> None:
+        """Run one attempt; whatever the handler raises, the attempt gets an outcome."""
         job, task = execution.job, execution.task
         assert self._keeper is not None
         assert self._executors is not None
+        assert self._acks is not None
         ctx = JobContext(
             job_id=job.id,
             task=job.task,
@@ -273,34 +327,49 @@ class Worker:
             )
         try:
             result = await self._executors.run(task, job, ctx)
-        except asyncio.CancelledError:
-            self._after_stop(execution)
+        except asyncio.CancelledError as exc:
+            if execution.stop_reason is None and not _being_cancelled():
+                self._fail(execution, exc, retry_in=None)  # the handler's own
+            else:
+                self._after_stop(execution)
         except ArgumentsError as exc:
             self._fail(execution, exc, retry_in=None)
-        except Exception as exc:
-            self._fail(execution, exc, retry_in=task.retry.delay_after(exc, job.attempts))
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: this attempt only
+            self._fail(execution, exc, retry_in=self._retry_delay(execution, exc))
         else:
             if execution.stop_reason == "lost":
                 self._keeper.drop((execution.lease,))
             else:
-                self._acking[job.id] = job
-                self._completions.add(Completion(lease=execution.lease, result=result))
+                self._acks.complete(job, execution.lease, result)
         finally:
             if self.running.get(job.id) is execution:
                 del self.running[job.id]
             if len(self.running) == self.settings.concurrency - 1:
                 self._wakeup.set()  # we were full: a slot is free to claim into
 
-    def _fail(self, execution: Execution, exc: Exception, *, retry_in: float | None) -> None:
+    def _retry_delay(self, execution: Execution, exc: BaseException) -> float | None:
+        """The task's retry policy for this failure; a policy that raises means none."""
         job = execution.job
+        try:
+            return execution.task.retry.delay_after(exc, job.attempts)
+        except Exception as policy_error:
+            log.error(
+                "job %s: the retry policy of task %s raised %s: %s; no retry",
+                job.id,
+                job.task,
+                type(policy_error).__name__,
+                safe_str(policy_error),
+                extra=job_log_extra(job),
+            )
+            return None
+
+    def _fail(self, execution: Execution, exc: BaseException, *, retry_in: float | None) -> None:
+        job = execution.job
+        assert self._keeper is not None
+        assert self._acks is not None
         if execution.stop_reason == "lost":
-            assert self._keeper is not None
             self._keeper.drop((execution.lease,))
             return
-        detail = "".join(traceback.format_exception(exc))
-        error = f"{type(exc).__name__}: {exc}\n\n{detail}"
-        if len(error) > _MAX_ERROR_LENGTH:
-            error = error[: _MAX_ERROR_LENGTH // 2] + "\n...\n" + error[-_MAX_ERROR_LENGTH // 2 :]
         will_retry = retry_in is not None and job.attempts < job.max_attempts
         log.log(
             logging.WARNING if will_retry else logging.ERROR,
@@ -309,25 +378,29 @@ class Worker:
             job.attempts,
             job.max_attempts,
             type(exc).__name__,
-            exc,
+            safe_str(exc),
             f"; retrying in {retry_in:.1f}s" if will_retry and retry_in is not None else "",
             extra=job_log_extra(job),
         )
-        self._acking[job.id] = job
-        self._failures.add(Failure(lease=execution.lease, error=error, retry_in=retry_in))
+        self._acks.fail(job, execution.lease, error_text(exc), retry_in)
 
     def _after_stop(self, execution: Execution) -> None:
         job = execution.job
         assert self._keeper is not None
+        assert self._acks is not None
         if execution.stop_reason == "cancel":
             log.info("job %s cancelled while running", job.id, extra=job_log_extra(job))
-            self._acking[job.id] = job
-            self._failures.add(Failure(lease=execution.lease, error="cancelled while running"))
+            self._acks.fail(job, execution.lease, "cancelled while running", None)
         elif execution.stop_reason == "lost":
             self._keeper.drop((execution.lease,))
         else:
             log.info("job %s handed back to the queue", job.id, extra=job_log_extra(job))
             self._to_release.append(execution.lease)
+
+    def _on_job(self, queue_name: str) -> None:
+        queues = self.settings.queues
+        if queues is None or queue_name in queues:
+            self._wakeup.set()
 
     def _cancel_running(self, job_id: int) -> None:
         execution = self.running.get(job_id)
@@ -353,99 +426,18 @@ class Worker:
         execution.stop_reason = "lost"
         execution.handle.cancel()
 
-    # ---- acks ----------------------------------------------------------------------
-
-    async def _write_completions(self, batch: list[Completion]) -> None:
-        await self._write_acks("completion", batch, JobQueue.complete_many)
-
-    async def _write_failures(self, batch: list[Failure]) -> None:
-        await self._write_acks("failure", batch, JobQueue.fail_many)
-
-    async def _write_acks(
-        self,
-        kind: str,
-        batch: list[AckT],
-        write: Callable[[JobQueue, Sequence[AckT]], Awaitable[AckResult]],
-    ) -> None:
-        leases = [ack.lease for ack in batch]
-        assert self._keeper is not None
-        async with self._ack_lock:
-            # From here on the acks may land at any moment: a renewal that no longer
-            # finds their jobs running has not lost their leases.
-            self._keeper.finishing(leases)
-            result = await write(await self._ack_queue(), batch)
-        self._acked(kind, leases, result)
-
-    def _acked(self, kind: str, leases: Sequence[Lease], result: AckResult) -> None:
-        assert self._keeper is not None
-        for lease in result.lost:
-            job = self._acking.get(lease.job_id)
-            log.warning(
-                "%s of job %s ignored: its lease expired and another worker took the job over",
-                kind,
-                lease.job_id,
-                extra=job_log_extra(job) if job is not None else {"job_id": lease.job_id},
-            )
-        acking = self._acking
-        for lease in leases:
-            acked = acking.get(lease.job_id)
-            if acked is not None and acked.lease_id == lease.lease_id:
-                del acking[lease.job_id]
-        self._keeper.drop(leases)
-        if self.settings.stop_when_idle or "queued" in result.applied.values():
-            self._wakeup.set()  # a retry may be due now, or idleness is to be checked
-
-    # ---- notifications and maintenance --------------------------------------------
-
-    async def _listen(self) -> None:
-        """LISTEN on a connection of its own; polling covers any gap while it is down."""
-        try:
-            conn = await connect(
-                self.runner.target,
-                server_settings=WORKER_SESSION_SETTINGS,
-                command_timeout=WORKER_COMMAND_TIMEOUT,
-            )
-        except DatabaseError as exc:
-            log.warning("cannot LISTEN (%s); polling every %.1fs", exc, self.settings.poll_interval)
-            return
-        queues = self.settings.queues
-
-        def on_job(queue_name: str) -> None:
-            if queues is None or queue_name in queues:
-                self._wakeup.set()
-
-        def on_cancel(payload: str) -> None:
-            with contextlib.suppress(ValueError):
-                self._cancel_running(int(payload))
-
-        self._listener = Listener(
-            conn, {self.queue.jobs_channel: on_job, self.queue.cancel_channel: on_cancel}
-        )
-        await self._listener.start()
-
-    async def _maintenance_loop(self) -> None:
-        """Rescue jobs of dead workers, prune finished jobs past retention, re-LISTEN."""
-        loop = asyncio.get_running_loop()
-        next_prune = loop.time()
-        while True:
-            await asyncio.sleep(self.settings.rescue_interval)
-            try:
-                rescued = await self.queue.rescue_expired()
-                if any(status == "queued" for _, status in rescued):
-                    self._wakeup.set()
-                if loop.time() >= next_prune:
-                    next_prune = loop.time() + self.settings.prune_interval
-                    await self.queue.delete_finished()  # by the schema's key lifetime
-                if self._listener is None or self._listener.conn.is_closed():
-                    await self._listen()
-                await self._unknown_tasks.check_if_due()
-            except DatabaseError as exc:
-                log.warning("maintenance skipped: %s", exc)
+    def _on_acks_written(self, result: AckResult) -> None:
+        # A retry may be due now, claims may resume, or idleness is to be checked.
+        wake = self._claims_paused or self.settings.stop_when_idle
+        if wake or "queued" in result.applied.values():
+            self._wakeup.set()
 
     # ---- shutdown ------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
-        """Let running jobs finish (bounded), stop the rest, write every ack, hand back."""
+        """Let running jobs finish (bounded), stop the rest, write the outcomes and hand
+        back the rest (bounded, even with the database gone), close everything."""
+        loop = asyncio.get_running_loop()
         pending = [e.handle for e in self.running.values() if e.handle is not None]
         if pending:
             log.info(
@@ -453,14 +445,7 @@ class Worker:
                 self.settings.shutdown_timeout,
                 len(pending),
             )
-            everything: asyncio.Future[Any] = asyncio.gather(*pending, return_exceptions=True)
-            force: asyncio.Future[Any] = asyncio.create_task(self._force.wait())
-            await asyncio.wait(
-                {everything, force},
-                timeout=self.settings.shutdown_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            force.cancel()
+            await self._unless_forced(asyncio.wait(pending), self.settings.shutdown_timeout)
         interrupted = [e for e in self.running.values() if e.handle is not None]
         for execution in interrupted:
             if execution.task.executor != "thread":  # threads cannot be interrupted
@@ -470,37 +455,70 @@ class Worker:
         if interrupted:
             if any(e.task.executor == "thread" for e in interrupted):
                 log.warning("thread handlers cannot be interrupted; waiting for them to finish")
-            await asyncio.wait([e.handle for e in interrupted if e.handle is not None])
-        await self._completions.close()
-        await self._failures.close()
-        if self._to_release:
-            try:
-                await self.queue.release_many(self._to_release)
-            except DatabaseError as exc:
-                log.warning(
-                    "could not hand %d job(s) back (%s); their leases will expire",
-                    len(self._to_release),
-                    exc,
-                )
-        # Every ack is written: what is left to close is independent, so close it at once.
+            handles = [e.handle for e in interrupted if e.handle is not None]
+            if not await self._unless_forced(asyncio.wait(handles), None):
+                ids = ", ".join(str(e.job.id) for e in self.running.values())
+                log.warning("stopping without waiting for job(s) %s any longer", ids)
+        grace = FORCED_GRACE if self._force.is_set() else SHUTDOWN_GRACE
+        deadline = loop.time() + grace
+
+        def left() -> float:
+            return max(0.0, deadline - loop.time()) if not self._force.is_set() else 0.0
+
+        if self._acks is not None:
+            await self._acks.close(max(left(), 0.2))
+        await self._hand_back(left)
+        # What is left to close is independent, so close it at once.
         closing: list[Awaitable[Any]] = []
         if self._keeper is not None:
-            closing.append(asyncio.to_thread(self._keeper.stop))
-        if self._listener is not None:
-            closing.append(self._close_listener(self._listener))
+            closing.append(asyncio.to_thread(self._keeper.stop, max(left(), 0.5)))
         if self._executors is not None:
             closing.append(self._executors.close())
-        for own in (self._claimer, self._acker):
-            if own is not None and not own.db.is_closed():
-                closing.append(own.db.close())
-        for outcome in await asyncio.gather(*closing, return_exceptions=True):
+        if self._claimer is not None:
+            closing.append(_close_connection(self._claimer))
+        outcomes = await asyncio.gather(*closing, return_exceptions=True)
+        for outcome in outcomes:
             if isinstance(outcome, Exception):  # each closes whatever the others did
                 log.warning("while shutting down: %s: %s", type(outcome).__name__, outcome)
 
-    @staticmethod
-    async def _close_listener(listener: Listener) -> None:
-        await listener.stop()
-        await listener.conn.close()
+    async def _hand_back(self, left: Any) -> None:
+        if not self._to_release:
+            return
+        ids = ", ".join(str(lease.job_id) for lease in self._to_release)
+        try:
+            await asyncio.wait_for(self.queue.release_many(self._to_release), max(left(), 0.2))
+        except (DatabaseError, TimeoutError) as exc:
+            log.warning(
+                "could not hand job(s) %s back (%s); they run again once their leases run out",
+                ids,
+                safe_str(exc) or type(exc).__name__,
+            )
+
+    async def _unless_forced(self, waiting: Awaitable[Any], timeout: float | None) -> bool:
+        """Wait for `waiting` until `timeout` or a second stop request; whether it ended."""
+        work = asyncio.ensure_future(waiting)
+        force = asyncio.ensure_future(self._force.wait())
+        await asyncio.wait({work, force}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        force.cancel()
+        if not work.done():
+            work.cancel()
+            return False
+        return True
+
+
+async def _close_connection(queue: JobQueue) -> None:
+    conn = queue.db
+    if conn.is_closed():
+        return
+    try:
+        await asyncio.wait_for(conn.close(), 1.0)
+    except Exception:
+        conn.terminate()
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _backoff_delay(wait: Any, attempt: int) -> float:
