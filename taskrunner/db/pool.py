@@ -201,3 +201,14 @@ async def create_pool(
 
     pool: asyncpg.Pool = await _until_reachable(target, attempt, timeout=timeout, wait=wait)
     return pool
+
+
+async def close_quickly(conn: asyncpg.Connection, timeout: float = 1.0) -> None:
+    """Close politely if the server answers within `timeout`, else drop the socket: a
+    worker shutting down with its database unreachable must not wait for it."""
+    if conn.is_closed():
+        return
+    try:
+        await asyncio.wait_for(conn.close(), timeout)
+    except Exception:
+        conn.terminate()

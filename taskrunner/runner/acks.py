@@ -27,7 +27,13 @@ from typing import Any, TypeAlias
 import asyncpg
 import tenacity
 
-from taskrunner.db import HOT_PATH_SESSION_SETTINGS, WORKER_COMMAND_TIMEOUT, ResolvedDsn, connect
+from taskrunner.db import (
+    HOT_PATH_SESSION_SETTINGS,
+    WORKER_COMMAND_TIMEOUT,
+    ResolvedDsn,
+    close_quickly,
+    connect,
+)
 from taskrunner.errors import ConnectError, DatabaseError, DataRefused
 from taskrunner.queue import AckResult, Completion, Failure, JobQueue, JobRow, Lease
 from taskrunner.runner.failures import safe_str, shorten, storable
@@ -145,12 +151,8 @@ class AckWriter:
 
     async def _close_connection(self) -> None:
         queue, self._queue = self._queue, None
-        if queue is None or queue.db.is_closed():
-            return
-        try:
-            await asyncio.wait_for(queue.db.close(), CLOSE_CONNECTION_TIMEOUT)
-        except Exception:
-            queue.db.terminate()
+        if queue is not None:
+            await close_quickly(queue.db, CLOSE_CONNECTION_TIMEOUT)
 
     # ---- writing ---------------------------------------------------------------------
 

@@ -13,12 +13,17 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from taskrunner.db import WORKER_COMMAND_TIMEOUT, WORKER_SESSION_SETTINGS, ResolvedDsn, connect
+from taskrunner.db import (
+    WORKER_COMMAND_TIMEOUT,
+    WORKER_SESSION_SETTINGS,
+    ResolvedDsn,
+    close_quickly,
+    connect,
+)
 from taskrunner.errors import ConnectError
 from taskrunner.queue import JobQueue, Listener
 
 CHECK_INTERVAL = 10.0
-CLOSE_TIMEOUT = 1.0
 
 
 class Notifications:
@@ -75,13 +80,4 @@ class Notifications:
         finally:
             self.listening.clear()
             self.connection = None
-            await _close(conn)
-
-
-async def _close(conn: Any) -> None:
-    if conn.is_closed():
-        return
-    try:
-        await asyncio.wait_for(conn.close(), CLOSE_TIMEOUT)
-    except Exception:
-        conn.terminate()
+            await close_quickly(conn)

@@ -13,13 +13,9 @@ import logging
 import os
 import signal
 import socket
-import threading
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import tenacity
 
 from taskrunner.db import CLAIM_SESSION_SETTINGS, WORKER_COMMAND_TIMEOUT, connect
 from taskrunner.errors import DatabaseError
@@ -28,11 +24,12 @@ from taskrunner.runner.acks import AckWriter, job_log_extra
 from taskrunner.runner.codec import ArgumentsError
 from taskrunner.runner.context import JobContext
 from taskrunner.runner.executors import Executors
-from taskrunner.runner.failures import error_text, safe_str
 from taskrunner.runner.leases import LeaseKeeper
 from taskrunner.runner.listening import Notifications
 from taskrunner.runner.maintenance import Maintenance
-from taskrunner.runner.supervise import start_supervised
+from taskrunner.runner.outcomes import Execution, Outcomes
+from taskrunner.runner.shutdown import install_stop_signals, unless_forced, wind_down
+from taskrunner.runner.supervise import restart_delay, start_supervised
 from taskrunner.runner.tasks import Task
 from taskrunner.runner.unknown_tasks import UnknownTaskWatch
 
@@ -44,17 +41,6 @@ log = logging.getLogger("taskrunner")
 __all__ = ["Execution", "Worker", "WorkerSettings", "job_log_extra"]
 
 CLAIM_GRACE = 2.0  # a claim in flight when a stop is asked gets this long to return
-SHUTDOWN_GRACE = 5.0  # after the running jobs: writing acks, handing back, closing
-FORCED_GRACE = 1.0  # the same after a second stop request
-
-
-@dataclass(slots=True)
-class Execution:
-    job: JobRow
-    task: Task[..., Any]
-    lease: Lease
-    handle: asyncio.Task[None] | None = None
-    stop_reason: str | None = None  # "cancel", "shutdown" or "lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +78,9 @@ class Worker:
         self._stopping = False
         self._force = asyncio.Event()
         self._claims_paused = False
-        self._to_release: list[Lease] = []
         self._keeper: LeaseKeeper | None = None
         self._acks: AckWriter | None = None
+        self._outcomes: Outcomes  # set by run()
         self._executors: Executors | None = None
         self._claimer: JobQueue | None = None  # claims, on a connection of their own
         self._claim_task: asyncio.Task[None] | None = None
@@ -138,6 +124,7 @@ class Worker:
             self.runner.target, self.runner.schema, self._keeper, self._on_acks_written
         )
         self._acks.start()
+        self._outcomes = Outcomes(self._acks, self._keeper)
         self._executors = Executors(
             self.settings.concurrency, self._keeper.extend_now, self.settings.process_pool_size
         )
@@ -146,7 +133,8 @@ class Worker:
         try:
             if any(task.executor == "process" for task in self.tasks.values()):
                 await self._executors.prestart_processes()
-            signals = self._install_signal_handlers(loop)
+            if self.settings.handle_signals:
+                signals = install_stop_signals(loop, self.request_stop)
             background = Maintenance(
                 self.queue,
                 self._unknown_tasks,
@@ -179,26 +167,10 @@ class Worker:
                 loop.remove_signal_handler(sig)
             log.info("worker %s stopped", self.owner)
 
-    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
-        if (
-            not self.settings.handle_signals
-            or threading.current_thread() is not threading.main_thread()
-        ):
-            return []
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self.request_stop)
-            except (NotImplementedError, RuntimeError):  # not on this platform or loop
-                continue
-            installed.append(sig)
-        return installed
-
     # ---- claiming ------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
         failures = 0
-        backoff = tenacity.wait_exponential(multiplier=0.2, max=10) + tenacity.wait_random(0, 0.2)
         assert self._acks is not None
         while not self._stopping:
             self._wakeup.clear()
@@ -227,7 +199,7 @@ class Worker:
                 failures = 0
             except DatabaseError as exc:
                 failures += 1
-                delay = _backoff_delay(backoff, failures)
+                delay = restart_delay(failures, first=0.2, ceiling=10.0)
                 log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
                 await self._sleep_unless_stopping(delay)
                 continue
@@ -307,7 +279,6 @@ class Worker:
         job, task = execution.job, execution.task
         assert self._keeper is not None
         assert self._executors is not None
-        assert self._acks is not None
         ctx = JobContext(
             job_id=job.id,
             task=job.task,
@@ -325,77 +296,25 @@ class Worker:
                 job.max_attempts,
                 extra=job_log_extra(job),
             )
+        outcomes = self._outcomes
         try:
             result = await self._executors.run(task, job, ctx)
         except asyncio.CancelledError as exc:
             if execution.stop_reason is None and not _being_cancelled():
-                self._fail(execution, exc, retry_in=None)  # the handler's own
+                outcomes.failed(execution, exc, retryable=False)  # the handler's own
             else:
-                self._after_stop(execution)
+                outcomes.stopped(execution)
         except ArgumentsError as exc:
-            self._fail(execution, exc, retry_in=None)
+            outcomes.failed(execution, exc, retryable=False)
         except BaseException as exc:  # SystemExit and KeyboardInterrupt too: this attempt only
-            self._fail(execution, exc, retry_in=self._retry_delay(execution, exc))
+            outcomes.failed(execution, exc, retryable=True)
         else:
-            if execution.stop_reason == "lost":
-                self._keeper.drop((execution.lease,))
-            else:
-                self._acks.complete(job, execution.lease, result)
+            outcomes.succeeded(execution, result)
         finally:
             if self.running.get(job.id) is execution:
                 del self.running[job.id]
             if len(self.running) == self.settings.concurrency - 1:
                 self._wakeup.set()  # we were full: a slot is free to claim into
-
-    def _retry_delay(self, execution: Execution, exc: BaseException) -> float | None:
-        """The task's retry policy for this failure; a policy that raises means none."""
-        job = execution.job
-        try:
-            return execution.task.retry.delay_after(exc, job.attempts)
-        except Exception as policy_error:
-            log.error(
-                "job %s: the retry policy of task %s raised %s: %s; no retry",
-                job.id,
-                job.task,
-                type(policy_error).__name__,
-                safe_str(policy_error),
-                extra=job_log_extra(job),
-            )
-            return None
-
-    def _fail(self, execution: Execution, exc: BaseException, *, retry_in: float | None) -> None:
-        job = execution.job
-        assert self._keeper is not None
-        assert self._acks is not None
-        if execution.stop_reason == "lost":
-            self._keeper.drop((execution.lease,))
-            return
-        will_retry = retry_in is not None and job.attempts < job.max_attempts
-        log.log(
-            logging.WARNING if will_retry else logging.ERROR,
-            "job %s attempt %d of %d failed: %s: %s%s",
-            job.id,
-            job.attempts,
-            job.max_attempts,
-            type(exc).__name__,
-            safe_str(exc),
-            f"; retrying in {retry_in:.1f}s" if will_retry and retry_in is not None else "",
-            extra=job_log_extra(job),
-        )
-        self._acks.fail(job, execution.lease, error_text(exc), retry_in)
-
-    def _after_stop(self, execution: Execution) -> None:
-        job = execution.job
-        assert self._keeper is not None
-        assert self._acks is not None
-        if execution.stop_reason == "cancel":
-            log.info("job %s cancelled while running", job.id, extra=job_log_extra(job))
-            self._acks.fail(job, execution.lease, "cancelled while running", None)
-        elif execution.stop_reason == "lost":
-            self._keeper.drop((execution.lease,))
-        else:
-            log.info("job %s handed back to the queue", job.id, extra=job_log_extra(job))
-            self._to_release.append(execution.lease)
 
     def _on_job(self, queue_name: str) -> None:
         queues = self.settings.queues
@@ -437,7 +356,6 @@ class Worker:
     async def _shutdown(self) -> None:
         """Let running jobs finish (bounded), stop the rest, write the outcomes and hand
         back the rest (bounded, even with the database gone), close everything."""
-        loop = asyncio.get_running_loop()
         pending = [e.handle for e in self.running.values() if e.handle is not None]
         if pending:
             log.info(
@@ -445,7 +363,7 @@ class Worker:
                 self.settings.shutdown_timeout,
                 len(pending),
             )
-            await self._unless_forced(asyncio.wait(pending), self.settings.shutdown_timeout)
+            await unless_forced(asyncio.wait(pending), self.settings.shutdown_timeout, self._force)
         interrupted = [e for e in self.running.values() if e.handle is not None]
         for execution in interrupted:
             if execution.task.executor != "thread":  # threads cannot be interrupted
@@ -456,72 +374,20 @@ class Worker:
             if any(e.task.executor == "thread" for e in interrupted):
                 log.warning("thread handlers cannot be interrupted; waiting for them to finish")
             handles = [e.handle for e in interrupted if e.handle is not None]
-            if not await self._unless_forced(asyncio.wait(handles), None):
+            if not await unless_forced(asyncio.wait(handles), None, self._force):
                 ids = ", ".join(str(e.job.id) for e in self.running.values())
                 log.warning("stopping without waiting for job(s) %s any longer", ids)
-        grace = FORCED_GRACE if self._force.is_set() else SHUTDOWN_GRACE
-        deadline = loop.time() + grace
-
-        def left() -> float:
-            return max(0.0, deadline - loop.time()) if not self._force.is_set() else 0.0
-
-        if self._acks is not None:
-            await self._acks.close(max(left(), 0.2))
-        await self._hand_back(left)
-        # What is left to close is independent, so close it at once.
-        closing: list[Awaitable[Any]] = []
-        if self._keeper is not None:
-            closing.append(asyncio.to_thread(self._keeper.stop, max(left(), 0.5)))
-        if self._executors is not None:
-            closing.append(self._executors.close())
-        if self._claimer is not None:
-            closing.append(_close_connection(self._claimer))
-        outcomes = await asyncio.gather(*closing, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, Exception):  # each closes whatever the others did
-                log.warning("while shutting down: %s: %s", type(outcome).__name__, outcome)
-
-    async def _hand_back(self, left: Any) -> None:
-        if not self._to_release:
-            return
-        ids = ", ".join(str(lease.job_id) for lease in self._to_release)
-        try:
-            await asyncio.wait_for(self.queue.release_many(self._to_release), max(left(), 0.2))
-        except (DatabaseError, TimeoutError) as exc:
-            log.warning(
-                "could not hand job(s) %s back (%s); they run again once their leases run out",
-                ids,
-                safe_str(exc) or type(exc).__name__,
-            )
-
-    async def _unless_forced(self, waiting: Awaitable[Any], timeout: float | None) -> bool:
-        """Wait for `waiting` until `timeout` or a second stop request; whether it ended."""
-        work = asyncio.ensure_future(waiting)
-        force = asyncio.ensure_future(self._force.wait())
-        await asyncio.wait({work, force}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        force.cancel()
-        if not work.done():
-            work.cancel()
-            return False
-        return True
-
-
-async def _close_connection(queue: JobQueue) -> None:
-    conn = queue.db
-    if conn.is_closed():
-        return
-    try:
-        await asyncio.wait_for(conn.close(), 1.0)
-    except Exception:
-        conn.terminate()
+        await wind_down(
+            queue=self.queue,
+            acks=self._acks,
+            to_release=self._outcomes.to_release if self._acks is not None else [],
+            keeper=self._keeper,
+            executors=self._executors,
+            claimer=self._claimer,
+            force=self._force,
+        )
 
 
 def _being_cancelled() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def _backoff_delay(wait: Any, attempt: int) -> float:
-    state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-    state.attempt_number = attempt
-    return float(wait(state))
