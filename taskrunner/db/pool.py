@@ -208,7 +208,8 @@ async def close_quickly(conn: asyncpg.Connection, timeout: float = 1.0) -> None:
     worker shutting down with its database unreachable must not wait for it."""
     if conn.is_closed():
         return
-    try:
-        await asyncio.wait_for(conn.close(), timeout)
-    except Exception:
+    closing = asyncio.ensure_future(conn.close())
+    await asyncio.wait({closing}, timeout=timeout)  # not wait_for: it waits for the cancel
+    if not closing.done() or closing.exception() is not None:
+        closing.cancel()
         conn.terminate()

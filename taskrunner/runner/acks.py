@@ -44,7 +44,8 @@ log = logging.getLogger("taskrunner")
 
 MAX_BATCH = 200
 TRIES = 4  # of one batch, while the database errors are not about its values
-CLOSE_CONNECTION_TIMEOUT = 1.0
+CANCEL_WAIT = 0.2
+CLOSE_CONNECTION_TIMEOUT = 0.5
 
 Ack: TypeAlias = Completion | Failure
 # A pending outcome: the job (for log records), its ack, and whether the ack is already
@@ -134,7 +135,7 @@ class AckWriter:
             done, _ = await asyncio.wait({task}, timeout=max(0.0, timeout))
             if not done:
                 task.cancel()
-                await asyncio.wait({task}, timeout=CLOSE_CONNECTION_TIMEOUT)
+                await asyncio.wait({task}, timeout=CANCEL_WAIT)
         left = self._completions + self._failures
         self._completions, self._failures = [], []
         if left:

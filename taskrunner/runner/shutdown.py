@@ -25,7 +25,7 @@ from taskrunner.runner.leases import LeaseKeeper
 
 log = logging.getLogger("taskrunner")
 
-SHUTDOWN_GRACE = 5.0
+SHUTDOWN_GRACE = 3.0
 FORCED_GRACE = 1.0
 MIN_STEP = 0.2  # every step gets at least this long, even past the deadline
 
@@ -95,11 +95,20 @@ async def wind_down(
 
 
 async def _hand_back(queue: JobQueue, leases: list[Lease], timeout: float) -> None:
-    try:
-        await asyncio.wait_for(queue.release_many(leases), timeout)
-    except (DatabaseError, TimeoutError) as exc:
+    release = asyncio.ensure_future(queue.release_many(leases))
+    # Not wait_for: it would wait for the cancelled release, and a query cancelled on a
+    # dead link keeps its connection until the driver's cancel request is answered.
+    await asyncio.wait({release}, timeout=timeout)
+    if not release.done():
+        release.cancel()
+        exc: BaseException | None = TimeoutError("no answer in time")
+    else:
+        exc = release.exception()
+    if isinstance(exc, DatabaseError | TimeoutError):
         log.warning(
             "could not hand job(s) %s back (%s); they run again once their leases run out",
             ", ".join(str(lease.job_id) for lease in leases),
             safe_str(exc) or type(exc).__name__,
         )
+    elif exc is not None:
+        raise exc

@@ -40,7 +40,8 @@ log = logging.getLogger("taskrunner")
 
 __all__ = ["Execution", "Worker", "WorkerSettings", "job_log_extra"]
 
-CLAIM_GRACE = 2.0  # a claim in flight when a stop is asked gets this long to return
+CLAIM_GRACE = 0.5  # a claim in flight when a stop is asked gets this long to return
+CANCEL_WAIT = 0.5  # for background loops to end once cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +157,15 @@ class Worker:
             if not self._claim_task.cancelled() and self._claim_task.exception() is not None:
                 raise self._claim_task.exception()  # type: ignore[misc]
         finally:
-            if self._claim_task is not None and not self._claim_task.done():
-                self._claim_task.cancel()
-                await asyncio.wait({self._claim_task})
-            for task in background:
+            # Cancelled loops end at once, but a query cancelled on a dead link may keep
+            # its connection a while (the driver's cancel request goes unanswered).
+            # They end during the shutdown, which waits for them only at its end.
+            stopping = [*background, *filter(None, [self._claim_task])]
+            for task in stopping:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
             await self._shutdown()
+            if stopping:
+                await asyncio.wait(stopping, timeout=CANCEL_WAIT)
             for sig in signals:
                 loop.remove_signal_handler(sig)
             log.info("worker %s stopped", self.owner)
