@@ -133,7 +133,8 @@ class JobQueue:
 
     @translate_errors
     async def complete_many(self, completions: Sequence[Completion]) -> AckResult:
-        """Finish jobs as succeeded (or cancelled, if a cancel was asked meanwhile)."""
+        """Finish jobs as succeeded, with their results (a cancel asked too late to stop
+        the handler changes nothing)."""
         if not completions:
             return AckResult(applied={}, lost=[])
         rows = await self.db.fetch(
