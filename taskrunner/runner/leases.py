@@ -111,8 +111,10 @@ class LeaseKeeper:
         return self._stopping  # set by another thread while we waited
 
     def _poke(self) -> None:
-        if self._loop is not None and self._wake is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # closed: the loop is being restarted
+                loop.call_soon_threadsafe(wake.set)
 
     def _interval(self) -> float:
         with self._lock:
@@ -173,6 +175,7 @@ class LeaseKeeper:
                             await conn.close()
                         conn = None
         finally:
+            self._loop = self._wake = None
             self._ready.set()
             if conn is not None and not conn.is_closed():
                 await conn.close()

@@ -9,12 +9,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from worker_helpers import background_worker, row
+from worker_helpers import Rescuer, background_worker, row
 
 from taskrunner import TaskRunner
 from taskrunner.errors import ConnectError
 from taskrunner.queue import JobQueue, Listener, NewJob
 from taskrunner.runner import supervise as supervision
+from taskrunner.runner.leases import LeaseKeeper
 
 
 def test_the_restart_delay_doubles_with_each_failure_and_stops_at_its_ceiling():
@@ -97,3 +98,31 @@ async def test_listening_on_a_closed_connection_raises_a_connect_error(tr: TaskR
 
     with pytest.raises(ConnectError):
         await listener.start()
+
+
+async def test_lease_renewal_that_raises_is_restarted_and_keeps_the_lease(
+    tr: TaskRunner, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    original = LeaseKeeper._interval
+    calls: list[int] = []
+
+    def first_call_fails(self: LeaseKeeper) -> float:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the renewal loop")
+        return original(self)
+
+    monkeypatch.setattr(LeaseKeeper, "_interval", first_call_fails)
+
+    @tr.task(lease=1.5)
+    async def longer_than_its_lease() -> int:
+        await asyncio.sleep(3)
+        return 1
+
+    job = await longer_than_its_lease.enqueue()
+    with caplog.at_level(logging.ERROR, logger="taskrunner"), Rescuer(tr.target, tr.schema):
+        async with background_worker(tr, concurrency=2):
+            assert await tr.result(job.id, timeout=15) == 1
+
+    assert (await row(tr, job.id)).attempts == 1  # never rescued: the lease was renewed
+    assert any(r.getMessage().startswith("lease renewal failed") for r in caplog.records)
