@@ -27,6 +27,11 @@ class DatabaseError(TaskRunnerError):
     """PostgreSQL refused a statement of the queue (the driver's error is the cause)."""
 
 
+class DataRefused(DatabaseError):
+    """PostgreSQL refused a value of the statement (a NUL character, a number or interval
+    out of range, a value too large): the same values would be refused again."""
+
+
 class ConnectError(DatabaseError, ConnectionError):
     """PostgreSQL could not be reached; says what was tried and where the DSN came from."""
 

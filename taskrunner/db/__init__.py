@@ -9,6 +9,7 @@ from taskrunner.db.pool import (
     HOT_PATH_SESSION_SETTINGS,
     WORKER_COMMAND_TIMEOUT,
     WORKER_SESSION_SETTINGS,
+    close_quickly,
     connect,
     create_pool,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "WORKER_SESSION_SETTINGS",
     "Migrator",
     "ResolvedDsn",
+    "close_quickly",
     "connect",
     "create_pool",
     "listen_target",

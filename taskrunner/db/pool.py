@@ -225,3 +225,15 @@ async def create_pool(
 
     pool: asyncpg.Pool = await _until_reachable(target, attempt, timeout=timeout, wait=wait)
     return pool
+
+
+async def close_quickly(conn: asyncpg.Connection, timeout: float = 1.0) -> None:
+    """Close politely if the server answers within `timeout`, else drop the socket: a
+    worker shutting down with its database unreachable must not wait for it."""
+    if conn.is_closed():
+        return
+    closing = asyncio.ensure_future(conn.close())
+    await asyncio.wait({closing}, timeout=timeout)  # not wait_for: it waits for the cancel
+    if not closing.done() or closing.exception() is not None:
+        closing.cancel()
+        conn.terminate()

@@ -14,7 +14,7 @@ from typing import ParamSpec, TypeVar
 
 import asyncpg
 
-from taskrunner.errors import ConnectError, DatabaseError, TaskRunnerError
+from taskrunner.errors import ConnectError, DatabaseError, DataRefused, TaskRunnerError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,6 +43,10 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
 )
 
+# The server (or the driver, encoding an argument) cannot take a value: retrying the same
+# values fails the same way.
+_VALUE_REFUSED = (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError)
+
 _SCHEMA_MISSING = (
     asyncpg.UndefinedTableError,
     asyncpg.UndefinedFunctionError,
@@ -67,6 +71,8 @@ def translate_error(exc: BaseException, schema: str = "?") -> TaskRunnerError:
         if isinstance(exc, TimeoutError):
             detail = "no answer in time (the connection or the server may be dead)"
         return ConnectError(f"lost the database connection: {detail}")
+    if isinstance(exc, _VALUE_REFUSED):
+        return DataRefused(str(exc) or type(exc).__name__)
     if isinstance(exc, _SCHEMA_MISSING):
         return DatabaseError(f"{exc} (is schema {schema!r} migrated? run `taskrunner migrate`)")
     return DatabaseError(str(exc) or type(exc).__name__)

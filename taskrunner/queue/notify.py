@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from taskrunner.queue.errors import translate_errors
+
 
 def jobs_channel(schema: str) -> str:
     return f"{schema}.jobs"
@@ -29,6 +31,7 @@ class Listener:
         self._handlers = dict(handlers)
         self._callbacks: dict[str, Callable[..., None]] = {}
 
+    @translate_errors
     async def start(self) -> None:
         for channel, handler in self._handlers.items():
             callback = self._make_callback(handler)
@@ -42,6 +45,7 @@ class Listener:
 
         return callback
 
+    @translate_errors
     async def stop(self) -> None:
         for channel, callback in self._callbacks.items():
             if not self.conn.is_closed():

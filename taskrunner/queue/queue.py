@@ -133,7 +133,8 @@ class JobQueue:
 
     @translate_errors
     async def complete_many(self, completions: Sequence[Completion]) -> AckResult:
-        """Finish jobs as succeeded (or cancelled, if a cancel was asked meanwhile)."""
+        """Finish jobs as succeeded, with their results (a cancel asked too late to stop
+        the handler changes nothing)."""
         if not completions:
             return AckResult(applied={}, lost=[])
         rows = await self.db.fetch(
@@ -302,6 +303,11 @@ class JobQueue:
             self.sql["next_run_at"], list(tasks), list(queues) if queues is not None else None
         )
         return when
+
+    @translate_errors
+    async def ping(self) -> None:
+        """One round trip: raises ConnectError when the connection is dead."""
+        await self.db.fetchval(self.sql["ping"])
 
     @translate_errors
     async def clear(self, queues: Sequence[str] | None = None) -> int:

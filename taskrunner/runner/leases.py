@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 
 from taskrunner.db import HOT_PATH_SESSION_SETTINGS, WORKER_COMMAND_TIMEOUT, ResolvedDsn, connect
 from taskrunner.queue import JobQueue, Lease, LeaseExtension
+from taskrunner.runner.supervise import restart_delay
 
 log = logging.getLogger("taskrunner")
 
@@ -98,17 +100,21 @@ class LeaseKeeper:
             return failed
         return asyncio.run_coroutine_threadsafe(self._renew([(held[0], seconds)]), self._loop)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop renewing; wait up to `timeout` for the thread (a daemon: it cannot keep
+        the process alive)."""
         self._stopping = True
         self._poke()
-        self._thread.join(10)
+        self._thread.join(timeout)
 
     def _stop_requested(self) -> bool:
         return self._stopping  # set by another thread while we waited
 
     def _poke(self) -> None:
-        if self._loop is not None and self._wake is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # closed: the loop is being restarted
+                loop.call_soon_threadsafe(wake.set)
 
     def _interval(self) -> float:
         with self._lock:
@@ -116,7 +122,17 @@ class LeaseKeeper:
         return max(0.1, shortest / 3)
 
     def _thread_main(self) -> None:
-        asyncio.run(self._main())
+        """Supervised: whatever ends the renewal loop but a stop is logged, and the loop
+        starts again after a bounded backoff."""
+        failures = 0
+        while not self._stopping:
+            try:
+                asyncio.run(self._main())
+            except Exception:
+                failures += 1
+                delay = restart_delay(failures)
+                log.exception("lease renewal failed; restarting in %.1fs", delay)
+                time.sleep(delay)
 
     async def _main(self) -> None:
         self._loop = loop = asyncio.get_running_loop()
@@ -159,6 +175,7 @@ class LeaseKeeper:
                             await conn.close()
                         conn = None
         finally:
+            self._loop = self._wake = None
             self._ready.set()
             if conn is not None and not conn.is_closed():
                 await conn.close()

@@ -65,6 +65,7 @@ from taskrunner.runner.worker import Worker, WorkerSettings
 
 log = logging.getLogger("taskrunner")
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0  # a new schema's (migration 0004)
+POOL_CLOSE_TIMEOUT = 1.0  # a worker's pool, at the end of its shutdown
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -301,6 +302,17 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
         pool, self._pool, self._queue = self._pool, None, None
         if pool is not None:
             await pool.close()
+
+    async def _close_within(self, seconds: float) -> None:
+        """Close, but drop the connections after `seconds` (the server may be gone)."""
+        pool, self._pool, self._queue = self._pool, None, None
+        if pool is None:
+            return
+        closing = asyncio.ensure_future(pool.close())
+        await asyncio.wait({closing}, timeout=seconds)  # not wait_for: it waits for the cancel
+        if not closing.done() or closing.exception() is not None:
+            closing.cancel()
+            pool.terminate()
 
     async def __aenter__(self) -> TaskRunner:
         await self.open()
@@ -549,7 +561,7 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
             await worker.run()
         finally:
             if opened_here:
-                await self.close()
+                await self._close_within(POOL_CLOSE_TIMEOUT)
 
 
 def _jobs_of_one_insert(rows: list[JobRow]) -> list[Job]:

@@ -97,9 +97,7 @@ class SyncRunner:
             if self._loop is not None and self._runner is not None:
                 return self._loop, self._runner
             loop = asyncio.new_event_loop()
-            thread = threading.Thread(
-                target=loop.run_forever, name="taskrunner-sync", daemon=True
-            )
+            thread = threading.Thread(target=loop.run_forever, name="taskrunner-sync", daemon=True)
             thread.start()
             runner = _twin(self._source)
             try:

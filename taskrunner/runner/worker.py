@@ -1,4 +1,9 @@
-"""The worker loop: claim into free slots, run, ack in batches, renew, shut down cleanly."""
+"""The worker loop: claim into free slots, run, hand outcomes to the ack writer, stop.
+
+Around it, each in a module of its own and supervised: the ack writer (runner/acks.py),
+lease renewal (runner/leases.py), LISTEN (runner/listening.py), rescue and pruning
+(runner/maintenance.py).
+"""
 
 from __future__ import annotations
 
@@ -8,31 +13,24 @@ import logging
 import os
 import signal
 import socket
-import threading
-import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import tenacity
-
-from taskrunner.db import (
-    CLAIM_SESSION_SETTINGS,
-    HOT_PATH_SESSION_SETTINGS,
-    WORKER_COMMAND_TIMEOUT,
-    WORKER_SESSION_SETTINGS,
-    connect,
-    listen_target,
-)
+from taskrunner.db import CLAIM_SESSION_SETTINGS, WORKER_COMMAND_TIMEOUT, connect, listen_target
 from taskrunner.errors import DatabaseError
-from taskrunner.queue import AckResult, Completion, Failure, JobQueue, JobRow, Lease, Listener
-from taskrunner.runner.buffers import BatchBuffer
+from taskrunner.queue import AckResult, JobQueue, JobRow, Lease
+from taskrunner.runner.acks import AckWriter, job_log_extra
 from taskrunner.runner.codec import ArgumentsError
 from taskrunner.runner.context import JobContext
 from taskrunner.runner.executors import Executors
 from taskrunner.runner.leases import LeaseKeeper
+from taskrunner.runner.listening import Notifications
+from taskrunner.runner.maintenance import Maintenance
+from taskrunner.runner.outcomes import Execution, Outcomes
 from taskrunner.runner.scheduler import Scheduler
+from taskrunner.runner.shutdown import install_stop_signals, unless_forced, wind_down
+from taskrunner.runner.supervise import restart_delay, start_supervised
 from taskrunner.runner.tasks import Task
 from taskrunner.runner.unknown_tasks import UnknownTaskWatch
 
@@ -40,21 +38,11 @@ if TYPE_CHECKING:
     from taskrunner.runner.runner import TaskRunner
 
 log = logging.getLogger("taskrunner")
-AckT = TypeVar("AckT", Completion, Failure)
-_MAX_ERROR_LENGTH = 4000
 
+__all__ = ["Execution", "Worker", "WorkerSettings", "job_log_extra"]
 
-def job_log_extra(job: JobRow) -> dict[str, Any]:
-    return {"job_id": job.id, "task": job.task, "request_id": job.request_id}
-
-
-@dataclass(slots=True)
-class Execution:
-    job: JobRow
-    task: Task[..., Any]
-    lease: Lease
-    handle: asyncio.Task[None] | None = None
-    stop_reason: str | None = None  # "cancel", "shutdown" or "lost"
+CLAIM_GRACE = 0.5  # a claim in flight when a stop is asked gets this long to return
+CANCEL_WAIT = 0.5  # for background loops to end once cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +56,9 @@ class WorkerSettings:
     prune_interval: float = 60.0
     process_pool_size: int | None = None
     handle_signals: bool = True
+    # No claims while more outcomes than this wait to be written (None: the default,
+    # twice the concurrency and at least 100).
+    max_unwritten: int | None = None
 
 
 class Worker:
@@ -84,21 +75,27 @@ class Worker:
         self.leases = {name: task.lease for name, task in self.tasks.items()}
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.running: dict[int, Execution] = {}
+        self.max_unwritten = settings.max_unwritten or max(100, 2 * settings.concurrency)
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._force = asyncio.Event()
-        self._to_release: list[Lease] = []
-        self._acking: dict[int, JobRow] = {}  # ack buffered, not yet written
-        self._completions: BatchBuffer[Completion] = BatchBuffer(self._write_completions)
-        self._failures: BatchBuffer[Failure] = BatchBuffer(self._write_failures)
+        self._claims_paused = False
         self._keeper: LeaseKeeper | None = None
+        self._acks: AckWriter | None = None
+        self._outcomes: Outcomes  # set by run()
         self._executors: Executors | None = None
-        self._listener: Listener | None = None
-        self._polls_only = False  # behind a pooler without a direct LISTEN connection
         self._claimer: JobQueue | None = None  # claims, on a connection of their own
-        self._acker: JobQueue | None = None  # acks, likewise
-        self._ack_lock = asyncio.Lock()  # completions and failures share that connection
+        self._claim_task: asyncio.Task[None] | None = None
         self._unknown_tasks = UnknownTaskWatch(self.queue, self.task_names, settings.queues)
+        # Behind a pooler in transaction mode without a direct connection: no LISTEN.
+        listen_at = listen_target(runner.target, runner.listen_dsn)
+        self.notifications = (
+            Notifications(
+                listen_at, runner.schema, on_job=self._on_job, on_cancel=self._cancel_running
+            )
+            if listen_at is not None
+            else None
+        )
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -107,8 +104,17 @@ class Worker:
         if self._stopping:
             log.warning("second stop request: cancelling running jobs")
             self._force.set()
+        elif self._claim_task is not None:
+            self._claim_task.get_loop().call_later(CLAIM_GRACE, self._abandon_claim)
         self._stopping = True
         self._wakeup.set()
+
+    def _abandon_claim(self) -> None:
+        """A claim still in flight CLAIM_GRACE after the stop request (the database does
+        not answer) is given up: jobs it claimed return when their leases run out."""
+        if self._claim_task is not None and not self._claim_task.done():
+            log.warning("a claim did not return after the stop request; giving it up")
+            self._claim_task.cancel()
 
     async def run(self) -> None:
         if not self.task_names:
@@ -122,61 +128,78 @@ class Worker:
             owner_loop=loop,
         )
         await asyncio.to_thread(self._keeper.start)
+        self._acks = AckWriter(
+            self.runner.target, self.runner.schema, self._keeper, self._on_acks_written
+        )
+        self._acks.start()
+        self._outcomes = Outcomes(self._acks, self._keeper)
         self._executors = Executors(
             self.settings.concurrency,
             self._keeper.extend_now,
             self.settings.process_pool_size,
             middleware=self.runner.middlewares,
         )
-        if any(task.executor == "process" for task in self.tasks.values()):
-            await self._executors.prestart_processes()
-        signals = self._install_signal_handlers(loop)
-        maintenance = asyncio.create_task(self._maintenance_loop(), name="taskrunner-maintenance")
-        scheduler = Scheduler.start(self.runner)
-        log.info(
-            "worker %s started: tasks %s, queues %s, concurrency %d",
-            self.owner,
-            ", ".join(self.task_names),
-            ", ".join(self.settings.queues) if self.settings.queues else "all",
-            self.settings.concurrency,
-        )
+        background: list[asyncio.Task[None]] = []
+        signals: list[signal.Signals] = []
         try:
+            if any(task.executor == "process" for task in self.tasks.values()):
+                await self._executors.prestart_processes()
+            if self.settings.handle_signals:
+                signals = install_stop_signals(loop, self.request_stop)
+            background = Maintenance(
+                self.queue,
+                self._unknown_tasks,
+                rescue_interval=self.settings.rescue_interval,
+                prune_interval=self.settings.prune_interval,
+                on_rescued=self._wakeup.set,
+            ).start()
+            if self.notifications is not None:
+                background.append(start_supervised("listening", self.notifications.run))
+            else:
+                log.info(
+                    "behind a pooler and no listen_dsn: no LISTEN, polling every %.1fs",
+                    self.settings.poll_interval,
+                )
+            background.append(start_supervised("schedules", Scheduler(self.runner).run))
+            log.info(
+                "worker %s started: tasks %s, queues %s, concurrency %d",
+                self.owner,
+                ", ".join(self.task_names),
+                ", ".join(self.settings.queues) if self.settings.queues else "all",
+                self.settings.concurrency,
+            )
             await self._unknown_tasks.check()
-            await self._listen()
-            await self._claim_loop()
+            self._claim_task = asyncio.create_task(self._claim_loop(), name="taskrunner-claims")
+            await asyncio.wait({self._claim_task})
+            if not self._claim_task.cancelled() and self._claim_task.exception() is not None:
+                raise self._claim_task.exception()  # type: ignore[misc]
         finally:
-            await scheduler.stop()
-            maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
+            # Cancelled loops end at once, but a query cancelled on a dead link may keep
+            # its connection a while (the driver's cancel request goes unanswered).
+            # They end during the shutdown, which waits for them only at its end.
+            stopping = [*background, *filter(None, [self._claim_task])]
+            for task in stopping:
+                task.cancel()
             await self._shutdown()
+            if stopping:
+                await asyncio.wait(stopping, timeout=CANCEL_WAIT)
             for sig in signals:
                 loop.remove_signal_handler(sig)
             log.info("worker %s stopped", self.owner)
-
-    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
-        if (
-            not self.settings.handle_signals
-            or threading.current_thread() is not threading.main_thread()
-        ):
-            return []
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self.request_stop)
-            except (NotImplementedError, RuntimeError):  # not on this platform or loop
-                continue
-            installed.append(sig)
-        return installed
 
     # ---- claiming ------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
         failures = 0
-        backoff = tenacity.wait_exponential(multiplier=0.2, max=10) + tenacity.wait_random(0, 0.2)
+        assert self._acks is not None
         while not self._stopping:
             self._wakeup.clear()
             free = self.settings.concurrency - len(self.running)
+            if free > 0 and self._acks.backlog > self.max_unwritten:
+                free = self._pause_claims()
+            elif self._claims_paused:
+                self._claims_paused = False
+                log.info("outcomes are written again: claiming resumes")
             claimed: list[JobRow] = []
             try:
                 if free > 0:
@@ -196,7 +219,7 @@ class Worker:
                 failures = 0
             except DatabaseError as exc:
                 failures += 1
-                delay = _backoff_delay(backoff, failures)
+                delay = restart_delay(failures, first=0.2, ceiling=10.0)
                 log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
                 await self._sleep_unless_stopping(delay)
                 continue
@@ -204,6 +227,18 @@ class Worker:
                 await asyncio.sleep(0)  # there may be more: claim again once slots free up
                 continue
             await self._sleep_unless_stopping(self.settings.poll_interval)
+
+    def _pause_claims(self) -> int:
+        """Backpressure: no claims while the ack writer is behind (the database refuses
+        or does not answer); finished work would only pile up and run again."""
+        if not self._claims_paused:
+            self._claims_paused = True
+            assert self._acks is not None
+            log.warning(
+                "%d outcomes wait to be written: no claims until they are",
+                self._acks.backlog,
+            )
+        return 0
 
     async def _claim_queue(self) -> JobQueue:
         """Claims go through a connection of their own, set up for the claim plan, and
@@ -218,29 +253,30 @@ class Worker:
             self._claimer = JobQueue(conn, self.runner.schema)
         return self._claimer
 
-    async def _ack_queue(self) -> JobQueue:
-        """Acks go through a connection of their own too; callers hold `_ack_lock`."""
-        if self._acker is None or self._acker.db.is_closed():
-            conn = await connect(
-                self.runner.target,
-                server_settings=HOT_PATH_SESSION_SETTINGS,
-                raw_jsonb=False,
-                command_timeout=WORKER_COMMAND_TIMEOUT,
-            )
-            self._acker = JobQueue(conn, self.runner.schema)
-        return self._acker
-
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), seconds)
 
     async def _idle_now(self) -> bool:
-        """No job running, every ack written, and nothing runnable: the worker is idle."""
-        await self._completions.flush()
-        await self._failures.flush()
+        """No job running, every outcome written, none of this worker's jobs left running
+        in the database, and nothing runnable: the worker is idle."""
+        assert self._acks is not None
+        if self._acks.backlog and not await self._acks.wait_empty(self.settings.poll_interval):
+            return False
         if self.running:
             return False
+        if self._acks.given_up and await self._still_held(self._acks.given_up):
+            await self._sleep_unless_stopping(self.settings.poll_interval)
+            return False
         return not await self.queue.runnable_exists(self.task_names, self.settings.queues)
+
+    async def _still_held(self, job_ids: set[int]) -> bool:
+        """Whether jobs whose outcome could not be written still run under this worker
+        (until their leases run out and they are rescued)."""
+        rows = await self.queue.get_many(sorted(job_ids))
+        held = {i for i, r in rows.items() if r.status == "running" and r.lease_owner == self.owner}
+        job_ids.intersection_update(held)
+        return bool(held)
 
     def _start(self, claimed: list[JobRow]) -> None:
         assert self._keeper is not None
@@ -259,6 +295,7 @@ class Worker:
     # ---- running -------------------------------------------------------------------
 
     async def _run_job(self, execution: Execution) -> None:
+        """Run one attempt; whatever the handler raises, the attempt gets an outcome."""
         job, task = execution.job, execution.task
         assert self._keeper is not None
         assert self._executors is not None
@@ -279,63 +316,30 @@ class Worker:
                 job.max_attempts,
                 extra=job_log_extra(job),
             )
+        outcomes = self._outcomes
         try:
             result = await self._executors.run(task, job, ctx)
-        except asyncio.CancelledError:
-            self._after_stop(execution)
-        except ArgumentsError as exc:
-            self._fail(execution, exc, retry_in=None)
-        except Exception as exc:
-            self._fail(execution, exc, retry_in=task.retry.delay_after(exc, job.attempts))
-        else:
-            if execution.stop_reason == "lost":
-                self._keeper.drop((execution.lease,))
+        except asyncio.CancelledError as exc:
+            if execution.stop_reason is None and not _being_cancelled():
+                outcomes.failed(execution, exc, retryable=False)  # the handler's own
             else:
-                self._acking[job.id] = job
-                self._completions.add(Completion(lease=execution.lease, result=result))
+                outcomes.stopped(execution)
+        except ArgumentsError as exc:
+            outcomes.failed(execution, exc, retryable=False)
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: this attempt only
+            outcomes.failed(execution, exc, retryable=True)
+        else:
+            outcomes.succeeded(execution, result)
         finally:
             if self.running.get(job.id) is execution:
                 del self.running[job.id]
             if len(self.running) == self.settings.concurrency - 1:
                 self._wakeup.set()  # we were full: a slot is free to claim into
 
-    def _fail(self, execution: Execution, exc: Exception, *, retry_in: float | None) -> None:
-        job = execution.job
-        if execution.stop_reason == "lost":
-            assert self._keeper is not None
-            self._keeper.drop((execution.lease,))
-            return
-        detail = "".join(traceback.format_exception(exc))
-        error = f"{type(exc).__name__}: {exc}\n\n{detail}"
-        if len(error) > _MAX_ERROR_LENGTH:
-            error = error[: _MAX_ERROR_LENGTH // 2] + "\n...\n" + error[-_MAX_ERROR_LENGTH // 2 :]
-        will_retry = retry_in is not None and job.attempts < job.max_attempts
-        log.log(
-            logging.WARNING if will_retry else logging.ERROR,
-            "job %s attempt %d of %d failed: %s: %s%s",
-            job.id,
-            job.attempts,
-            job.max_attempts,
-            type(exc).__name__,
-            exc,
-            f"; retrying in {retry_in:.1f}s" if will_retry and retry_in is not None else "",
-            extra=job_log_extra(job),
-        )
-        self._acking[job.id] = job
-        self._failures.add(Failure(lease=execution.lease, error=error, retry_in=retry_in))
-
-    def _after_stop(self, execution: Execution) -> None:
-        job = execution.job
-        assert self._keeper is not None
-        if execution.stop_reason == "cancel":
-            log.info("job %s cancelled while running", job.id, extra=job_log_extra(job))
-            self._acking[job.id] = job
-            self._failures.add(Failure(lease=execution.lease, error="cancelled while running"))
-        elif execution.stop_reason == "lost":
-            self._keeper.drop((execution.lease,))
-        else:
-            log.info("job %s handed back to the queue", job.id, extra=job_log_extra(job))
-            self._to_release.append(execution.lease)
+    def _on_job(self, queue_name: str) -> None:
+        queues = self.settings.queues
+        if queues is None or queue_name in queues:
+            self._wakeup.set()
 
     def _cancel_running(self, job_id: int) -> None:
         execution = self.running.get(job_id)
@@ -361,108 +365,17 @@ class Worker:
         execution.stop_reason = "lost"
         execution.handle.cancel()
 
-    # ---- acks ----------------------------------------------------------------------
-
-    async def _write_completions(self, batch: list[Completion]) -> None:
-        await self._write_acks("completion", batch, JobQueue.complete_many)
-
-    async def _write_failures(self, batch: list[Failure]) -> None:
-        await self._write_acks("failure", batch, JobQueue.fail_many)
-
-    async def _write_acks(
-        self,
-        kind: str,
-        batch: list[AckT],
-        write: Callable[[JobQueue, Sequence[AckT]], Awaitable[AckResult]],
-    ) -> None:
-        leases = [ack.lease for ack in batch]
-        assert self._keeper is not None
-        async with self._ack_lock:
-            # From here on the acks may land at any moment: a renewal that no longer
-            # finds their jobs running has not lost their leases.
-            self._keeper.finishing(leases)
-            result = await write(await self._ack_queue(), batch)
-        self._acked(kind, leases, result)
-
-    def _acked(self, kind: str, leases: Sequence[Lease], result: AckResult) -> None:
-        assert self._keeper is not None
-        for lease in result.lost:
-            job = self._acking.get(lease.job_id)
-            log.warning(
-                "%s of job %s ignored: its lease expired and another worker took the job over",
-                kind,
-                lease.job_id,
-                extra=job_log_extra(job) if job is not None else {"job_id": lease.job_id},
-            )
-        acking = self._acking
-        for lease in leases:
-            acked = acking.get(lease.job_id)
-            if acked is not None and acked.lease_id == lease.lease_id:
-                del acking[lease.job_id]
-        self._keeper.drop(leases)
-        if self.settings.stop_when_idle or "queued" in result.applied.values():
-            self._wakeup.set()  # a retry may be due now, or idleness is to be checked
-
-    # ---- notifications and maintenance --------------------------------------------
-
-    async def _listen(self) -> None:
-        """LISTEN on a connection of its own; polling covers any gap while it is down."""
-        target = listen_target(self.runner.target, self.runner.listen_dsn)
-        if target is None:
-            if not self._polls_only:
-                self._polls_only = True
-                log.info(
-                    "behind a pooler and no listen_dsn: no LISTEN, polling every %.1fs",
-                    self.settings.poll_interval,
-                )
-            return
-        try:
-            conn = await connect(
-                target,
-                server_settings=WORKER_SESSION_SETTINGS,
-                command_timeout=WORKER_COMMAND_TIMEOUT,
-            )
-        except DatabaseError as exc:
-            log.warning("cannot LISTEN (%s); polling every %.1fs", exc, self.settings.poll_interval)
-            return
-        queues = self.settings.queues
-
-        def on_job(queue_name: str) -> None:
-            if queues is None or queue_name in queues:
-                self._wakeup.set()
-
-        def on_cancel(payload: str) -> None:
-            with contextlib.suppress(ValueError):
-                self._cancel_running(int(payload))
-
-        self._listener = Listener(
-            conn, {self.queue.jobs_channel: on_job, self.queue.cancel_channel: on_cancel}
-        )
-        await self._listener.start()
-
-    async def _maintenance_loop(self) -> None:
-        """Rescue jobs of dead workers, prune finished jobs past retention, re-LISTEN."""
-        loop = asyncio.get_running_loop()
-        next_prune = loop.time()
-        while True:
-            await asyncio.sleep(self.settings.rescue_interval)
-            try:
-                rescued = await self.queue.rescue_expired()
-                if any(status == "queued" for _, status in rescued):
-                    self._wakeup.set()
-                if loop.time() >= next_prune:
-                    next_prune = loop.time() + self.settings.prune_interval
-                    await self.queue.delete_finished()  # by the schema's key lifetime
-                if self._listener is None or self._listener.conn.is_closed():
-                    await self._listen()
-                await self._unknown_tasks.check_if_due()
-            except DatabaseError as exc:
-                log.warning("maintenance skipped: %s", exc)
+    def _on_acks_written(self, result: AckResult) -> None:
+        # A retry may be due now, claims may resume, or idleness is to be checked.
+        wake = self._claims_paused or self.settings.stop_when_idle
+        if wake or "queued" in result.applied.values():
+            self._wakeup.set()
 
     # ---- shutdown ------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
-        """Let running jobs finish (bounded), stop the rest, write every ack, hand back."""
+        """Let running jobs finish (bounded), stop the rest, write the outcomes and hand
+        back the rest (bounded, even with the database gone), close everything."""
         pending = [e.handle for e in self.running.values() if e.handle is not None]
         if pending:
             log.info(
@@ -470,14 +383,7 @@ class Worker:
                 self.settings.shutdown_timeout,
                 len(pending),
             )
-            everything: asyncio.Future[Any] = asyncio.gather(*pending, return_exceptions=True)
-            force: asyncio.Future[Any] = asyncio.create_task(self._force.wait())
-            await asyncio.wait(
-                {everything, force},
-                timeout=self.settings.shutdown_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            force.cancel()
+            await unless_forced(asyncio.wait(pending), self.settings.shutdown_timeout, self._force)
         interrupted = [e for e in self.running.values() if e.handle is not None]
         for execution in interrupted:
             if execution.task.executor != "thread":  # threads cannot be interrupted
@@ -487,40 +393,21 @@ class Worker:
         if interrupted:
             if any(e.task.executor == "thread" for e in interrupted):
                 log.warning("thread handlers cannot be interrupted; waiting for them to finish")
-            await asyncio.wait([e.handle for e in interrupted if e.handle is not None])
-        await self._completions.close()
-        await self._failures.close()
-        if self._to_release:
-            try:
-                await self.queue.release_many(self._to_release)
-            except DatabaseError as exc:
-                log.warning(
-                    "could not hand %d job(s) back (%s); their leases will expire",
-                    len(self._to_release),
-                    exc,
-                )
-        # Every ack is written: what is left to close is independent, so close it at once.
-        closing: list[Awaitable[Any]] = []
-        if self._keeper is not None:
-            closing.append(asyncio.to_thread(self._keeper.stop))
-        if self._listener is not None:
-            closing.append(self._close_listener(self._listener))
-        if self._executors is not None:
-            closing.append(self._executors.close())
-        for own in (self._claimer, self._acker):
-            if own is not None and not own.db.is_closed():
-                closing.append(own.db.close())
-        for outcome in await asyncio.gather(*closing, return_exceptions=True):
-            if isinstance(outcome, Exception):  # each closes whatever the others did
-                log.warning("while shutting down: %s: %s", type(outcome).__name__, outcome)
-
-    @staticmethod
-    async def _close_listener(listener: Listener) -> None:
-        await listener.stop()
-        await listener.conn.close()
+            handles = [e.handle for e in interrupted if e.handle is not None]
+            if not await unless_forced(asyncio.wait(handles), None, self._force):
+                ids = ", ".join(str(e.job.id) for e in self.running.values())
+                log.warning("stopping without waiting for job(s) %s any longer", ids)
+        await wind_down(
+            queue=self.queue,
+            acks=self._acks,
+            to_release=self._outcomes.to_release if self._acks is not None else [],
+            keeper=self._keeper,
+            executors=self._executors,
+            claimer=self._claimer,
+            force=self._force,
+        )
 
 
-def _backoff_delay(wait: Any, attempt: int) -> float:
-    state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-    state.attempt_number = attempt
-    return float(wait(state))
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

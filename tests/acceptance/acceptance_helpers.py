@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import os
 import signal
 import sys
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -156,3 +158,60 @@ async def wait_for_file(path: Path, timeout: float, proc: WorkerProcess | None =
             code = proc.process.returncode
             raise AssertionError(f"the worker exited early ({code}):\n{proc.log()}")
         await asyncio.sleep(0.02)
+
+
+@dataclass
+class BlackHoleProxy:
+    """benchmarks/chaos's TCP proxy in front of the server, one listener: `block()` stops
+    all traffic without closing anything (a partition), `heal()` lets it through again."""
+
+    process: asyncio.subprocess.Process
+    port: int
+
+    def dsn(self, dsn: str) -> str:
+        """`dsn` with the proxy's port instead of the server's."""
+        parts = urlsplit(dsn)
+        host = parts.hostname or "127.0.0.1"
+        auth = f"{parts.username}@" if parts.username else ""
+        return urlunsplit(parts._replace(netloc=f"{auth}{host}:{self.port}"))
+
+    async def _command(self, line: str) -> None:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(f"{line}\n".encode())
+        await self.process.stdin.drain()
+        answer = await asyncio.wait_for(self.process.stdout.readline(), 10)
+        assert answer.strip() == b"ok", answer
+
+    async def block(self) -> None:
+        await self._command("block 0")
+
+    async def heal(self) -> None:
+        await self._command("heal 0")
+
+
+@contextlib.asynccontextmanager
+async def black_hole_proxy(dsn: str) -> AsyncIterator[BlackHoleProxy]:
+    """A private proxy to the server of `dsn`, ended with the block."""
+    upstream = urlsplit(dsn).port or 5432
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.chaos.proxy",
+        "--upstream-port",
+        str(upstream),
+        "--listeners",
+        "1",
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), 20)
+        (port,) = json.loads(first)["ports"]
+        yield BlackHoleProxy(proc, port)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

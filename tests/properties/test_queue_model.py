@@ -197,7 +197,7 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def complete(self, data: st.DataObject) -> None:
         job_id = data.draw(st.sampled_from(self.ids_with("running")))
-        status = "cancelled" if self.jobs[job_id].cancel_requested else "succeeded"
+        status = "succeeded"  # a returned handler wins over a cancel that came too late
 
         ack = self.run(self.queue.complete_many([Completion(lease=self.lease_of(job_id))]))
 

@@ -64,15 +64,17 @@ async def test_completing_jobs_stores_their_results_and_finishes_them_as_succeed
         assert job.attempts == 1
 
 
-async def test_completing_a_job_whose_cancel_was_asked_ends_it_cancelled(queue: JobQueue):
+async def test_completing_a_job_whose_cancel_came_too_late_keeps_it_succeeded_with_its_result(
+    queue: JobQueue,
+):
     job = await running_job(queue)
     assert await queue.cancel(job.id)
 
     ack = await queue.complete_many([Completion(lease=job.lease, result=b"1")])
 
-    assert ack.applied == {job.id: "cancelled"}
+    assert ack.applied == {job.id: "succeeded"}
     done = await stored(queue, job.id)
-    assert done.status == "cancelled"
+    assert (done.status, done.result) == ("succeeded", b"1")
     assert done.finished_at is not None
     assert holds_no_lease(done)
 

@@ -142,7 +142,7 @@ async def test_a_retried_job_that_had_been_cancelled_while_running_runs_to_succe
 ):
     job = await job_in(queue, "running")
     await queue.cancel(job.id)
-    await queue.complete_many([Completion(lease=job.lease)])
+    await queue.fail_many([Failure(lease=job.lease, error="cancelled while running")])
     assert (await stored(queue, job.id)).status == "cancelled"
 
     assert await queue.retry(job.id) is True

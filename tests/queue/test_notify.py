@@ -16,7 +16,7 @@ from conftest import drop_schema, new_schema_name
 
 from taskrunner.db import Migrator
 from taskrunner.queue import (
-    Completion,
+    Failure,
     JobQueue,
     Listener,
     NewJob,
@@ -215,7 +215,7 @@ async def test_retrying_a_job_wakes_its_queue(queue: JobQueue, inbox: Inbox):
     job = (await queue.enqueue(NewJob(task="t", queue="retry-q"))).job
     (claimed,) = await queue.claim(["t"], limit=1, owner="w")
     await queue.cancel(job.id)
-    await queue.complete_many([Completion(lease=claimed.lease)])
+    await queue.fail_many([Failure(lease=claimed.lease, error="cancelled while running")])
     assert await inbox.until((queue.cancel_channel, str(job.id))) == [
         (queue.jobs_channel, "retry-q")
     ]

@@ -44,12 +44,11 @@ async def test_a_workers_own_connections_have_statement_and_command_timeouts_and
         await asyncio.wait_for(endless.started.wait(), 10)  # one slot, full: no claim runs
         worker = bg.worker
         assert worker._claimer is not None
-        assert worker._acker is not None
-        assert worker._listener is not None
+        assert worker._acks is not None
         connections = {
             "claims": worker._claimer.db,
-            "acks": worker._acker.db,
-            "notifications": worker._listener.conn,
+            "acks": worker._acks.connection,
+            "notifications": worker.notifications.connection,
         }
 
         for purpose, conn in connections.items():

@@ -1,6 +1,8 @@
 -- name: complete_many
--- Finishes running jobs whose lease the caller still holds. A job whose cancel was asked
--- ends cancelled. Rows that do not match lost their lease: the caller logs them.
+-- Finishes running jobs whose lease the caller still holds. What really happened wins: a
+-- job whose handler returned succeeded, with its result, even if a cancel was asked
+-- meanwhile (too late to stop it). Rows that do not match lost their lease: the caller
+-- logs them.
 --
 -- Like every statement on a list of leases, it finds the rows by their ids as an array,
 -- so that the primary key is the access path whatever the statistics say, and it names
@@ -8,7 +10,7 @@
 -- a status condition would only let statistics taken while nothing ran estimate one
 -- matching row, and plan a join that grows with the square of the batch.
 UPDATE /*schema*/jobs AS j
-SET status = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'succeeded' END::/*schema*/job_status,
+SET status = 'succeeded',
     result = t.result,
     finished_at = now(),
     lease_id = NULL,

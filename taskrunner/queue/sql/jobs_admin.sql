@@ -105,3 +105,9 @@ FROM (
 WHERE NOT (task = ANY($1::text[]))
 GROUP BY task
 ORDER BY task;
+
+-- name: ping
+-- An answer proves the connection alive (a LISTEN connection is otherwise silent, and a
+-- half-open one would never say it is dead). It names the schema, as every statement does,
+-- through a type: no table is read.
+SELECT NULL::/*schema*/job_status;
