@@ -5,23 +5,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from taskrunner.cli.common import EXIT_ERROR, EXIT_OK, RunnerFrom, binder, run
 from taskrunner.jobs import Job, Stats
 from taskrunner.runner import TaskRunner
 
-EXIT_OK, EXIT_ERROR = 0, 1
-RunnerFrom = Callable[[argparse.Namespace], TaskRunner]
 JOB_ACTIONS = ("show", "cancel", "retry", "pause", "resume")
-
-
-def _run(coro: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run(coro)
 
 
 def _plain(value: Any) -> Any:
@@ -133,7 +127,7 @@ def cmd_jobs(args: argparse.Namespace, runner: TaskRunner) -> int:
                 limit=args.limit,
             )
 
-    jobs = _run(listing())
+    jobs = run(listing())
     if args.json:
         print_json([job_as_dict(job) for job in jobs])
     elif jobs:
@@ -152,7 +146,7 @@ def cmd_job(args: argparse.Namespace, runner: TaskRunner) -> int:
                 return await runner.get_job(args.job_id)
             return await getattr(runner, args.action)(args.job_id)
 
-    outcome = _run(act())
+    outcome = run(act())
     if args.action == "show":
         if outcome is None:
             print(f"no job with id {args.job_id}", file=sys.stderr)
@@ -180,7 +174,7 @@ def cmd_stats(args: argparse.Namespace, runner: TaskRunner) -> int:
         async with runner:
             return await runner.stats()
 
-    result = _run(stats())
+    result = run(stats())
     if args.json:
         print_json(stats_as_dict(result))
     else:
@@ -198,8 +192,7 @@ def add_job_commands(
 ) -> None:
     """Add `job`, `jobs` and `stats` to the CLI's subcommands."""
 
-    def handler(command: Callable[[argparse.Namespace, TaskRunner], int]) -> Any:
-        return lambda args: command(args, runner_from(args))
+    handler = binder(runner_from)
 
     def json_option(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON")

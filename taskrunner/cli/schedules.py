@@ -5,23 +5,17 @@ schema from `--app MODULE:RUNNER`, or from `--dsn` and `--schema`."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from taskrunner.cli.common import EXIT_ERROR, EXIT_OK, RunnerFrom, binder, run
 from taskrunner.cli.jobs import format_table, print_json
 from taskrunner.errors import ScheduleNotFound
 from taskrunner.runner import Schedule, TaskRunner
 
-EXIT_OK, EXIT_ERROR = 0, 1
-RunnerFrom = Callable[[argparse.Namespace], TaskRunner]
 ACTIONS = ("pause", "resume", "remove", "run")
-
-
-def _run(coro: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run(coro)
 
 
 def _when(value: datetime | None) -> str:
@@ -65,7 +59,7 @@ def cmd_list(args: argparse.Namespace, runner: TaskRunner) -> int:
         async with runner:
             return await runner.list_schedules()
 
-    schedules = _run(listing())
+    schedules = run(listing())
     if args.json:
         print_json([schedule_as_dict(s) for s in schedules])
     elif schedules:
@@ -83,7 +77,7 @@ def cmd_action(args: argparse.Namespace, runner: TaskRunner) -> int:
             return await getattr(runner, f"{args.action}_schedule")(args.name)
 
     try:
-        outcome = _run(act())
+        outcome = run(act())
     except ScheduleNotFound as exc:
         print(f"taskrunner: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -108,8 +102,7 @@ def add_schedule_commands(
 ) -> None:
     """Add `schedules list|pause|resume|remove|run` to the CLI's subcommands."""
 
-    def handler(command: Callable[[argparse.Namespace, TaskRunner], int]) -> Any:
-        return lambda args: command(args, runner_from(args))
+    handler = binder(runner_from)
 
     schedules = commands.add_parser(
         "schedules", help="list, pause, resume, remove or run schedules"
