@@ -1,4 +1,8 @@
-"""The command line: a thin front over TaskRunner. Argparse keeps it dependency-free."""
+"""The command line: a thin front over TaskRunner. Argparse keeps it dependency-free.
+
+Bad usage exits 2 with one line on stderr, never a traceback; a failure while a command
+runs exits 1 (the rule is in cli/common.py and README's "Command line").
+"""
 
 from __future__ import annotations
 
@@ -14,18 +18,26 @@ from datetime import datetime
 from typing import Any
 
 from taskrunner import __version__
+from taskrunner.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    exit_code_of,
+)
 from taskrunner.cli.jobs import add_job_commands
 from taskrunner.cli.schedules import add_schedule_commands
-from taskrunner.errors import TaskRunnerError
+from taskrunner.db import validate_schema
+from taskrunner.errors import InvalidSchemaName, TaskRunnerError
 from taskrunner.jobs import Job
 from taskrunner.project import project_root
 from taskrunner.runner import TaskRunner
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+DEFAULT_SCHEMA = "taskrunner"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-
-class UsageError(Exception):
-    """Bad command-line input; printed without a traceback, exit code 2."""
+__all__ = ["UsageError", "build_parser", "load_runner", "main"]
 
 
 def load_runner(path: str) -> TaskRunner:
@@ -53,9 +65,18 @@ def load_runner(path: str) -> TaskRunner:
 
 
 def _runner_from(args: argparse.Namespace) -> TaskRunner:
+    """The app's runner (`--app`), or one for `--dsn` and `--schema`. The app's runner
+    names its own database and schema, so giving either beside `--app` is refused rather
+    than silently ignored."""
     if getattr(args, "app", None):
+        given = [flag for flag, value in (("--dsn", args.dsn), ("--schema", args.schema)) if value]
+        if given:
+            raise UsageError(
+                f"{' and '.join(given)} cannot be combined with --app: the app's runner "
+                "names its database and schema (give --app, or --dsn/--schema without it)"
+            )
         return load_runner(args.app)
-    return TaskRunner(args.dsn, schema=args.schema, auto_migrate=False)
+    return TaskRunner(args.dsn, schema=args.schema or DEFAULT_SCHEMA, auto_migrate=False)
 
 
 class _JobLogDefaults(logging.Filter):
@@ -90,6 +111,11 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     runner = load_runner(args.app)
+    if not runner.tasks:
+        raise UsageError(
+            f"{args.app} has no tasks: register them with @runner.task in that module (or one "
+            "it imports) before starting a worker"
+        )
     _run(
         runner.run_worker(
             queues=args.queues,
@@ -115,11 +141,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
     runner = load_runner(args.app)
-    try:
-        positional = json.loads(args.args)
-        keywords = json.loads(args.kwargs)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--args/--kwargs must be JSON: {exc}") from None
+    positional = _json_option("--args", args.args)
+    keywords = _json_option("--kwargs", args.kwargs)
     if not isinstance(positional, list) or not isinstance(keywords, dict):
         raise UsageError("--args takes a JSON array and --kwargs a JSON object")
 
@@ -147,6 +170,48 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 # ---- parser -----------------------------------------------------------------------
 
 
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _RepeatedKey(key)
+        found[key] = value
+    return found
+
+
+def _json_option(flag: str, text: str) -> Any:
+    """JSON of `flag`; a key given twice in one object is refused, not silently dropped
+    for the last one (json.loads keeps the last)."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _RepeatedKey as exc:
+        raise UsageError(f"{flag} gives the key {exc.key!r} twice") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{flag} must be JSON: {exc}") from None
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"unknown log level {text!r}; use one of {', '.join(LOG_LEVELS)}"
+        )
+    return level
+
+
+def _schema_name(text: str) -> str:
+    try:
+        return validate_schema(text)
+    except InvalidSchemaName as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _aware_datetime(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -167,14 +232,23 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, app_required: bo
         default=None,
         help="PostgreSQL DSN (default: $TASKRUNNER_DSN, $DATABASE_URL, else embedded)",
     )
-    parser.add_argument("--schema", default="taskrunner", help="schema (default: taskrunner)")
+    parser.add_argument(
+        "--schema", type=_schema_name, default=None, help=f"schema (default: {DEFAULT_SCHEMA})"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="taskrunner", description="PostgreSQL-backed task runner: workers and job admin."
+    parser = Parser(
+        prog="taskrunner",
+        description="PostgreSQL-backed task runner: workers and job admin.",
+        epilog="Exit codes: 0 done, 1 failed while running (database, job state), 2 bad usage.",
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        default="INFO",
+        help=f"logging level: {', '.join(LOG_LEVELS)} (default: INFO)",
+    )
     parser.add_argument("--version", action="version", version=f"taskrunner {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -238,10 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"taskrunner: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TaskRunnerError as exc:
-        print(f"taskrunner: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        code = exit_code_of(exc)
+        print(f"taskrunner: {'error: ' if code == EXIT_USAGE else ''}{exc}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     return code
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from taskrunner.cli.common import EXIT_ERROR, EXIT_OK, RunnerFrom, binder, run
-from taskrunner.jobs import Job, Stats
+from taskrunner.jobs import Job, JobStatus, Stats
 from taskrunner.runner import TaskRunner
 
 JOB_ACTIONS = ("show", "cancel", "retry", "pause", "resume")
@@ -205,7 +205,7 @@ def add_job_commands(
     job.set_defaults(handler=handler(cmd_job))
 
     jobs = commands.add_parser("jobs", help="list jobs, newest first")
-    jobs.add_argument("--status", default=None)
+    jobs.add_argument("--status", default=None, choices=[status.value for status in JobStatus])
     jobs.add_argument("--queue", default=None)
     jobs.add_argument("--task", default=None, help="task name")
     jobs.add_argument("--request-id", default=None)

