@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from taskrunner.errors import InvalidSchedule
+from taskrunner.limits import MAX_DELAY_SECONDS
 
 MissedPolicy = Literal["latest", "skip", "all"]
 MISSED_POLICIES: tuple[str, ...] = get_args(MissedPolicy)
@@ -26,6 +27,8 @@ MAX_MISSED = 1_000  # "all" enqueues at most this many missed ticks, the most re
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _SECOND = timedelta(seconds=1)
+# The longest interval: its next tick must stay a date PostgreSQL and Python can hold.
+MAX_EVERY = timedelta(seconds=MAX_DELAY_SECONDS)
 
 
 class Ticks(ABC):
@@ -114,11 +117,17 @@ def ticks_of(
         raise InvalidSchedule(name, "give exactly one of cron= or every=")
     if every is not None:
         if isinstance(every, int | float) and not isinstance(every, bool):
+            if not MAX_EVERY.total_seconds() >= every >= 0:  # also refuses nan
+                raise InvalidSchedule(
+                    name, f"every must be 1 to {MAX_EVERY.total_seconds():g} seconds, not {every}"
+                )
             every = timedelta(seconds=every)
         if not isinstance(every, timedelta):
             raise InvalidSchedule(name, f"every must be a timedelta, not {every!r}")
         if every < _SECOND:
             raise InvalidSchedule(name, f"every must be at least one second, not {every}")
+        if every > MAX_EVERY:
+            raise InvalidSchedule(name, f"every must be at most {MAX_EVERY}, not {every}")
         return EveryTicks(every)
     if not isinstance(cron, str) or len(cron.split()) != 5:
         raise InvalidSchedule(

@@ -16,10 +16,12 @@ import msgspec
 
 from taskrunner.errors import DatabaseError, InvalidArguments, InvalidSchedule, ScheduleNotFound
 from taskrunner.jobs import Job
+from taskrunner.limits import MAX_NAME_LENGTH, check_text
 from taskrunner.queue.schedules import NewSchedule, ScheduleRow, ScheduleStore
 from taskrunner.runner.codec import ArgumentsError
 from taskrunner.runner.context import current_request_id, new_request_id
 from taskrunner.runner.cron import MISSED_POLICIES, EveryTicks, Ticks, ticks_of
+from taskrunner.runner.options import Options
 from taskrunner.runner.tasks import Task
 
 if TYPE_CHECKING:
@@ -86,21 +88,23 @@ def schedule_definition(
     max_attempts: int | None,
     missed: str,
 ) -> NewSchedule:
-    """A checked schedule, ready to write; InvalidSchedule or InvalidArguments otherwise."""
+    """A checked schedule, ready to write; InvalidSchedule (its name and ticks) or
+    InvalidArguments naming the field (its arguments and enqueue options, checked as an
+    enqueue checks them, so every tick's job can be written) otherwise."""
     if not isinstance(name, str) or not name:
         raise InvalidSchedule(None, f"name must be a non-empty string, not {name!r}")
+    try:
+        check_text(name, "name", MAX_NAME_LENGTH)
+    except InvalidArguments as exc:
+        raise InvalidSchedule(None, exc.detail) from None
     ticks = ticks_of(cron=cron, every=every, timezone=timezone, name=name)
     if missed not in MISSED_POLICIES:
         raise InvalidSchedule(name, f"missed must be one of {', '.join(MISSED_POLICIES)}")
-    if isinstance(args, str | bytes) or not isinstance(args, Sequence):
-        raise InvalidSchedule(name, "args must be a list or tuple of positional arguments")
+    options = Options.build(task, None, None, None, priority, queue, max_attempts)
     try:
-        call = task.codec.encode(tuple(args), dict(kwargs or {}), fingerprint=False)
+        call = task.codec.encode(*_call_of(task, args, kwargs), fingerprint=False)
     except ArgumentsError as exc:
         raise InvalidArguments(task.name, str(exc)) from None
-    attempts = max_attempts if max_attempts is not None else task.max_attempts
-    if attempts < 1:
-        raise InvalidSchedule(name, "max_attempts must be at least 1")
     return NewSchedule(
         name=name,
         task=task.name,
@@ -109,12 +113,32 @@ def schedule_definition(
         timezone=timezone,
         args=call.args,
         kwargs=call.kwargs,
-        queue=queue if queue is not None else task.queue,
-        priority=priority if priority is not None else task.priority,
-        max_attempts=attempts,
+        queue=options.queue,
+        priority=options.priority,
+        max_attempts=options.max_attempts,
         missed=missed,
         next_run_at=ticks.after(datetime.now(UTC)),
     )
+
+
+def _call_of(
+    task: Task[..., Any], args: object, kwargs: object
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """A schedule's `args` and `kwargs` as a call, or InvalidArguments naming which is not
+    a sequence or mapping."""
+    if isinstance(args, str | bytes) or not isinstance(args, Sequence):
+        kind = type(args).__name__
+        raise InvalidArguments(
+            task.name,
+            f"args must be a list or tuple of positional arguments, not {kind}",
+            field="args",
+        )
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        kind = type(kwargs).__name__
+        raise InvalidArguments(
+            task.name, f"kwargs must be a mapping of keyword arguments, not {kind}", field="kwargs"
+        )
+    return tuple(args), dict(kwargs or {})
 
 
 class ScheduleVerbs:

@@ -256,6 +256,69 @@ def test_random_job_verbs_give_a_clear_error_or_an_answer(surface: Surface, verb
         assert "job_id" in message
 
 
+def schedule_rows(surface: Surface) -> int:
+    count: int = surface.run(
+        surface.runner.job_queue.db.fetchval(f'SELECT count(*) FROM "{surface.schema}".schedules')
+    )
+    return count
+
+
+SCHEDULE_OPTIONS = st.dictionaries(
+    st.sampled_from(["queue", "priority", "max_attempts", "timezone", "missed"]), WILD, max_size=3
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    name=TEXT,
+    task=TASKS,
+    every=WILD,
+    args=st.lists(VALUES, max_size=2) | WILD,
+    kwargs=st.dictionaries(st.sampled_from(["label", "n", "value"]), VALUES, max_size=2) | WILD,
+    options=SCHEDULE_OPTIONS,
+)
+def test_random_schedules_give_a_clear_error_or_a_schedule_of_what_was_given(
+    surface: Surface,
+    name: Any,
+    task: Any,
+    every: Any,
+    args: Any,
+    kwargs: Any,
+    options: dict[str, Any],
+):
+    runner = surface.runner
+    before = schedule_rows(surface)
+    message = None
+    try:
+        made = surface.run(
+            runner.add_schedule(name, task, every=every, args=args, kwargs=kwargs, **options)
+        )
+    except TaskRunnerError as exc:
+        message = str(exc)
+    if message is not None:
+        assert message
+        assert "\n" not in message, message
+        assert schedule_rows(surface) == before, message
+        return
+    try:
+        found = runner.tasks[made.task]
+        assert (made.name, made.queue, made.priority, made.max_attempts) == (
+            name,
+            options.get("queue", found.queue),
+            options.get("priority", found.priority),
+            options.get("max_attempts", found.max_attempts),
+        )
+        (stored,) = [s for s in surface.run(runner.list_schedules()) if s.name == name]
+        assert stored == made
+    finally:
+        surface.run(runner.remove_schedule(name))
+
+
 CLI_TEXT = st.sampled_from(
     ["", "-5", "nan", "inf", "1e12", "1.5", "3", "abc", "a\x00b", "2**31", "2147483648", "[1]"]
 )
