@@ -17,6 +17,7 @@ from taskrunner.queue import JobRow, Lease
 from taskrunner.runner.acks import AckWriter, job_log_extra
 from taskrunner.runner.failures import error_text, safe_str
 from taskrunner.runner.leases import LeaseKeeper
+from taskrunner.runner.progress import Progress
 from taskrunner.runner.tasks import Task
 
 log = logging.getLogger("taskrunner")
@@ -38,11 +39,13 @@ class Outcomes:
     acks: AckWriter
     keeper: LeaseKeeper
     to_release: list[Lease] = field(default_factory=list)  # handed back at shutdown
+    progress: Progress = field(default_factory=Progress)  # for the worker's progress line
 
     def succeeded(self, execution: Execution, result: bytes) -> None:
         if execution.stop_reason == "lost":
             self.keeper.drop((execution.lease,))
         else:
+            self.progress.succeeded += 1
             self.acks.complete(execution.job, execution.lease, result)
 
     def failed(self, execution: Execution, exc: BaseException, *, retryable: bool) -> None:
@@ -65,6 +68,10 @@ class Outcomes:
             f"; retrying in {retry_in:.1f}s" if will_retry and retry_in is not None else "",
             extra=job_log_extra(job),
         )
+        if will_retry:
+            self.progress.retrying += 1
+        else:
+            self.progress.failed += 1
         self.acks.fail(job, execution.lease, error_text(exc), retry_in)
 
     def stopped(self, execution: Execution) -> None:

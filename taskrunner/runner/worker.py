@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taskrunner.db import CLAIM_SESSION_SETTINGS, WORKER_COMMAND_TIMEOUT, connect, listen_target
-from taskrunner.errors import DatabaseError
+from taskrunner.errors import DatabaseError, InvalidArguments
 from taskrunner.queue import AckResult, JobQueue, JobRow, Lease
 from taskrunner.runner.acks import AckWriter, job_log_extra
 from taskrunner.runner.codec import ArgumentsError
@@ -28,6 +28,7 @@ from taskrunner.runner.leases import LeaseKeeper
 from taskrunner.runner.listening import Notifications
 from taskrunner.runner.maintenance import Maintenance
 from taskrunner.runner.outcomes import Execution, Outcomes
+from taskrunner.runner.progress import start_progress_line
 from taskrunner.runner.scheduler import Scheduler
 from taskrunner.runner.shutdown import install_stop_signals, unless_forced, wind_down
 from taskrunner.runner.supervise import restart_delay, start_supervised
@@ -118,7 +119,9 @@ class Worker:
 
     async def run(self) -> None:
         if not self.task_names:
-            raise ValueError("this runner has no registered tasks: nothing to work on")
+            raise InvalidArguments(
+                None, "this runner has no registered tasks: nothing to work on", field="tasks"
+            )
         loop = asyncio.get_running_loop()
         self._keeper = LeaseKeeper(
             self.runner.target,
@@ -161,6 +164,8 @@ class Worker:
                     self.settings.poll_interval,
                 )
             background.append(start_supervised("schedules", Scheduler(self.runner).run))
+            progress = start_progress_line(self._outcomes.progress, self.owner, self.running)
+            background.append(progress)
             log.info(
                 "worker %s started: tasks %s, queues %s, concurrency %d",
                 self.owner,
