@@ -1,11 +1,13 @@
-"""A worker frozen (SIGSTOP) past its lease and then resumed (SIGCONT): the job has run
-elsewhere meanwhile, and the resumed worker fences itself at once. From the recorded
-history of both workers: the two runs never overlap, the stale handler does no more work
-once resumed, and the stale worker acks nothing."""
+"""Workers cut off from their database while a job runs: frozen (SIGSTOP) past the lease
+and then resumed (SIGCONT), or behind a network black hole (a partition, a half-open
+connection). The job runs elsewhere meanwhile, and the stale worker fences itself. From
+the recorded history of both workers: the two runs never overlap, the stale handler does
+no more work, and the stale worker acks nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -13,12 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from acceptance_helpers import APPS, environment, import_app, mirror, worker_process
+from acceptance_helpers import (
+    APPS,
+    black_hole_proxy,
+    environment,
+    import_app,
+    mirror,
+    worker_process,
+)
 
 from taskrunner import JobStatus, TaskRunner
 
 APP = f"{APPS}.fencing_app:runner"
 WORKER_OPTIONS = ("--poll-interval", "0.1", "--shutdown-timeout", "5")
+LEASE = 2.0  # fencing_app's
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,8 @@ async def test_a_worker_frozen_past_its_lease_fences_itself_on_resume_and_the_ru
                     worker.send(signal.SIGTERM)
                 assert await fresh.exit_code(15) == 0
         finally:
-            stale.send(signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):  # never leave it frozen
+                stale.send(signal.SIGCONT)
         assert await stale.exit_code(15) == 0
 
     events = history(path)
@@ -102,3 +113,35 @@ async def test_a_worker_frozen_past_its_lease_fences_itself_on_resume_and_the_ru
     assert (done.status, done.attempts, done.result) == (JobStatus.SUCCEEDED, 2, fresh.pid)
     assert "ignored" not in stale.log()
     assert "lost its lease" in stale.log()
+
+
+async def test_a_worker_cut_off_by_a_black_hole_stops_its_handler_before_its_lease_can_run_out(
+    tr: TaskRunner, pg_dsn: str, schema: str, tmp_path: Path
+):
+    path = tmp_path / "history"
+    job = await tr.enqueue("acceptance.steps", str(path), 30.0, 1.0)
+
+    async with black_hole_proxy(pg_dsn) as proxy:
+        cut_env = environment(proxy.dsn(pg_dsn), schema)
+        async with worker_process(APP, cut_env, tmp_path / "cut.log", *WORKER_OPTIONS) as cut:
+            await until_recorded(path, "S", cut.pid, 20)
+            await proxy.block()  # no byte passes, no connection closes: a half-open link
+            blocked = time.monotonic()
+            stopped = await until_recorded(path, "C", cut.pid, LEASE + 5)
+            assert stopped.at < blocked + LEASE  # its last renewal came before the block
+
+            env = environment(pg_dsn, schema)
+            async with worker_process(APP, env, tmp_path / "fresh.log", *WORKER_OPTIONS) as fresh:
+                done = await tr.wait(job.id, timeout=20)
+                fresh.send(signal.SIGTERM)
+                assert await fresh.exit_code(15) == 0
+            await proxy.heal()
+            cut.send(signal.SIGTERM)
+            assert await cut.exit_code(15) == 0
+
+    events = history(path)
+    cut_work = [e.at for e in events if e.pid == cut.pid and e.kind in "SWD"]
+    (fresh_start,) = [e.at for e in events if e.pid == fresh.pid and e.kind == "S"]
+    assert max(cut_work) < fresh_start
+    assert (done.status, done.attempts, done.result) == (JobStatus.SUCCEEDED, 2, fresh.pid)
+    assert "ignored" not in cut.log()
