@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -34,8 +35,10 @@ class Executors:
         on_extend: Callable[[int, float], Future[None]],
         process_pool_size: int | None = None,
         middleware: Sequence[Middleware] = (),
+        fence_of: Callable[[int], float] = lambda _job_id: math.inf,
     ) -> None:
         self._middleware = tuple(middleware)
+        self._fence_of = fence_of
         self._concurrency = concurrency
         self._on_extend = on_extend
         self._process_pool_size = process_pool_size or min(concurrency, os.cpu_count() or 1)
@@ -44,9 +47,17 @@ class Executors:
 
     async def prestart_processes(self) -> None:
         """Start the process pool ahead of the first process task."""
+        await self._process_pool().prestart()
+
+    def _process_pool(self) -> ProcessPool:
         if self._processes is None:
-            self._processes = ProcessPool(self._process_pool_size, self._on_extend)
-        await self._processes.prestart()
+            self._processes = ProcessPool(self._process_pool_size, self._on_extend, self._fence_of)
+        return self._processes
+
+    def move_fence(self, job_id: int, at: float) -> None:
+        """A lease was renewed: a process handler's child may run until `at`."""
+        if self._processes is not None:
+            self._processes.move_fence(job_id, at)
 
     async def run(self, task: Task[..., Any], job: JobRow, ctx: JobContext) -> bytes:
         """The attempt's result, encoded; through the middleware when there is any (the
@@ -65,9 +76,8 @@ class Executors:
 
     async def _dispatch(self, task: Task[..., Any], job: JobRow, ctx: JobContext) -> bytes:
         if task.executor == "process":
-            if self._processes is None:
-                self._processes = ProcessPool(self._process_pool_size, self._on_extend)
-            return await self._processes.run(task, job.args, job.kwargs, ctx, task.timeout)
+            pool = self._process_pool()
+            return await pool.run(task, job.args, job.kwargs, ctx, task.timeout)
         args, kwargs = task.codec.decode(job.args, job.kwargs)
         if task.executor == "async":
             return await self._run_async(task, args, kwargs, ctx)

@@ -76,6 +76,8 @@ class LeaseKeeper:
         self._queue: JobQueue | None = None
         self._renew_lock: asyncio.Lock | None = None
         self._planned_interval = float("inf")
+        # Told of every fence time a renewal moves (job id, time), from the renewal thread.
+        self.on_fence_moved: Callable[[int, float], None] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -131,6 +133,12 @@ class LeaseKeeper:
                 for lease in leases
                 if self._holds(lease) and self._fence_at.get(lease.job_id, now + 1) <= now
             ]
+
+    def fence_at(self, job_id: int) -> float:
+        """The time.monotonic() by which the job's handler must have stopped (infinite
+        for a job not held here)."""
+        with self._lock:
+            return self._fence_at.get(job_id, float("inf"))
 
     def _holds(self, lease: Lease) -> bool:
         held = self._held.get(lease.job_id)
@@ -259,7 +267,12 @@ class LeaseKeeper:
 
     def _renewed(self, held: list[tuple[Lease, float]], renewed: set[int], sent: float) -> None:
         """Leases renewed by a statement sent at `sent` hold until then plus their length."""
+        moved = []
         with self._lock:
             for lease, seconds in held:
                 if lease.job_id in renewed and self._holds(lease):
-                    self._fence_at[lease.job_id] = sent + seconds - fence_margin(seconds)
+                    at = self._fence_at[lease.job_id] = sent + seconds - fence_margin(seconds)
+                    moved.append((lease.job_id, at))
+        if self.on_fence_moved is not None:
+            for job_id, at in moved:
+                self.on_fence_moved(job_id, at)

@@ -141,7 +141,9 @@ class Worker:
             self._keeper.extend_now,
             self.settings.process_pool_size,
             middleware=self.runner.middlewares,
+            fence_of=self._keeper.fence_at,
         )
+        self._keeper.on_fence_moved = self._executors.move_fence
         background: list[asyncio.Task[None]] = []
         signals: list[signal.Signals] = []
         self._fence = Fence(self._keeper, self._fenced)

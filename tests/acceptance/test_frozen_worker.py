@@ -65,7 +65,7 @@ async def tr(
 ) -> AsyncIterator[TaskRunner]:
     app = import_app("fencing_app", monkeypatch)
     async with TaskRunner(pg_dsn, schema=schema) as runner:
-        mirror(runner, [app.steps])
+        mirror(runner, [app.steps, app.process_steps])
         yield runner
 
 
@@ -145,3 +145,56 @@ async def test_a_worker_cut_off_by_a_black_hole_stops_its_handler_before_its_lea
     assert max(cut_work) < fresh_start
     assert (done.status, done.attempts, done.result) == (JobStatus.SUCCEEDED, 2, fresh.pid)
     assert "ignored" not in cut.log()
+
+
+def dead_or_zombie(pid: int) -> bool:
+    """A child of a frozen parent stays a zombie until the parent reaps it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+async def test_a_process_handlers_child_fences_itself_while_its_worker_is_frozen(
+    tr: TaskRunner, pg_dsn: str, schema: str, tmp_path: Path
+):
+    path = tmp_path / "history"
+    env = environment(pg_dsn, schema)
+    job = await tr.enqueue("acceptance.process_steps", str(path), 30.0, 1.0)
+
+    async with worker_process(APP, env, tmp_path / "stale.log", *WORKER_OPTIONS) as stale:
+        child = (await until_recorded_by_any(path, "S", 30)).pid
+        stale.send(signal.SIGSTOP)  # the worker only: its child is not frozen
+        frozen = time.monotonic()
+        try:
+            deadline = frozen + LEASE + 5
+            while not dead_or_zombie(child):
+                assert time.monotonic() < deadline, "the child of a frozen worker kept running"
+                await asyncio.sleep(0.02)
+            async with worker_process(APP, env, tmp_path / "fresh.log", *WORKER_OPTIONS) as fresh:
+                done = await tr.wait(job.id, timeout=30)
+                fresh.send(signal.SIGTERM)
+                assert await fresh.exit_code(15) == 0
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                stale.send(signal.SIGCONT)
+        stale.send(signal.SIGTERM)
+        assert await stale.exit_code(15) == 0
+
+    events = history(path)
+    stale_work = [e.at for e in events if e.pid == child]
+    (fresh_start,) = [e for e in events if e.pid != child and e.kind == "S"]
+    assert max(stale_work) < frozen + LEASE  # stopped before the lease could run out
+    assert max(stale_work) < fresh_start.at
+    assert (done.status, done.attempts, done.result) == (JobStatus.SUCCEEDED, 2, fresh_start.pid)
+
+
+async def until_recorded_by_any(path: Path, kind: str, timeout: float) -> Event:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in history(path):
+            if event.kind == kind:
+                return event
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {kind} within {timeout}s")

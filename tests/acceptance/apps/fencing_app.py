@@ -46,3 +46,17 @@ async def steps(history: str, first_seconds: float, later_seconds: float) -> int
         raise
     record(history, "D", ctx.attempt)
     return os.getpid()
+
+
+@runner.task(name="acceptance.process_steps", lease=LEASE, max_attempts=5, executor="process")
+def process_steps(history: str, first_seconds: float, later_seconds: float) -> int:
+    """`steps` in a child process (its lines carry the child's pid)."""
+    ctx = current_job()
+    assert ctx is not None
+    record(history, "S", ctx.attempt)
+    seconds = first_seconds if ctx.attempt == 1 else later_seconds
+    for _ in range(round(seconds / STEP)):
+        time.sleep(STEP)
+        record(history, "W", ctx.attempt)
+    record(history, "D", ctx.attempt)
+    return os.getpid()
