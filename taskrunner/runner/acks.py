@@ -184,7 +184,10 @@ class AckWriter:
         """The batch without outcomes whose lease is past its fence time (no renewal got
         through for most of its length: the job may run elsewhere by now). Those are not
         sent; their jobs run again once their leases run out."""
-        stale = self._keeper.expired([ack.lease for _, ack, _ in batch], time.monotonic())
+        now = time.monotonic()
+        if not self._keeper.any_due(now):
+            return batch
+        stale = self._keeper.expired([ack.lease for _, ack, _ in batch], now)
         if not stale:
             return batch
         gone = {lease.job_id for lease in stale}

@@ -64,6 +64,9 @@ class LeaseKeeper:
         self._owner_loop = owner_loop
         self._held: dict[int, tuple[Lease, float]] = {}
         self._fence_at: dict[int, float] = {}  # job id -> monotonic time to stop its handler
+        # No fence time is earlier (one may be later: dropped leases are not taken out), so
+        # that the checks of the hot path cost nothing while renewals get through.
+        self._earliest_fence = float("inf")
         self._finishing: set[int] = set()  # ack buffered: a row no longer running is no loss
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -91,7 +94,9 @@ class LeaseKeeper:
         with self._lock:
             for lease, seconds in leases:
                 self._held[lease.job_id] = (lease, seconds)
-                self._fence_at[lease.job_id] = since + seconds - fence_margin(seconds)
+                fence_at = since + seconds - fence_margin(seconds)
+                self._fence_at[lease.job_id] = fence_at
+                self._earliest_fence = min(self._earliest_fence, fence_at)
                 self._finishing.discard(lease.job_id)
                 shortest = min(shortest, seconds)
         if shortest / 3 < self._planned_interval:
@@ -117,12 +122,18 @@ class LeaseKeeper:
     def due(self, now: float) -> list[Lease]:
         """Held leases whose fence time has come (`now` from time.monotonic()): no renewal
         got through for most of their length, so their handlers must stop now."""
+        if now < self._earliest_fence:
+            return []
         with self._lock:
             return [
                 self._held[job_id][0]
                 for job_id, fence_at in self._fence_at.items()
                 if fence_at <= now and job_id in self._held
             ]
+
+    def any_due(self, now: float) -> bool:
+        """Whether any held lease may be past its fence time (no lock: one comparison)."""
+        return now >= self._earliest_fence
 
     def expired(self, leases: Iterable[Lease], now: float) -> list[Lease]:
         """Those of `leases` held here and past their fence time: an outcome under them
@@ -273,6 +284,7 @@ class LeaseKeeper:
                 if lease.job_id in renewed and self._holds(lease):
                     at = self._fence_at[lease.job_id] = sent + seconds - fence_margin(seconds)
                     moved.append((lease.job_id, at))
+            self._earliest_fence = min(self._fence_at.values(), default=float("inf"))
         if self.on_fence_moved is not None:
             for job_id, at in moved:
                 self.on_fence_moved(job_id, at)

@@ -17,6 +17,9 @@ import process_tasks
 from worker_helpers import background_worker, endless_task, eventually, row
 
 from taskrunner import JobStatus, TaskRunner
+from taskrunner.queue import NewJob
+from taskrunner.runner.acks import AckWriter
+from taskrunner.runner.leases import LeaseKeeper
 
 LEASE = 2.0
 
@@ -119,3 +122,30 @@ def _gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+async def test_an_outcome_under_a_lease_past_its_fence_time_is_not_sent(tr: TaskRunner):
+    keeper = LeaseKeeper(
+        tr.target,
+        tr.schema,
+        on_cancel_requested=lambda _job_id: None,
+        on_lost=lambda _lease: None,
+        owner_loop=asyncio.get_running_loop(),
+    )
+    await tr.job_queue.enqueue_many([NewJob(task="t"), NewJob(task="t")])
+    stale, fresh = await tr.job_queue.claim(["t"], limit=2, owner="test", lease=60)
+    now = time.monotonic()
+    keeper.hold_many([(stale.lease, LEASE)], since=now - 10 * LEASE)  # no renewal since
+    keeper.hold_many([(fresh.lease, LEASE)], since=now)
+    writer = AckWriter(tr.target, tr.schema, keeper, lambda _result: None)
+    writer.start()
+    try:
+        writer.complete(stale, stale.lease, b"1")
+        writer.complete(fresh, fresh.lease, b"2")
+        assert await writer.wait_empty(10)
+    finally:
+        await writer.close(5)
+
+    rows = await tr.job_queue.get_many([stale.id, fresh.id])
+    assert (rows[stale.id].status, rows[stale.id].result) == ("running", None)
+    assert rows[fresh.id].status == "succeeded"
