@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
@@ -174,9 +175,33 @@ class AckWriter:
                 (self._failures, JobQueue.fail_many),
             ):
                 if pending:
-                    batch = pending[: self._max_batch]
+                    batch = self._unfenced(pending[: self._max_batch])
                     del pending[: self._max_batch]
-                    await self._write(batch, write)
+                    if batch:
+                        await self._write(batch, write)
+
+    def _unfenced(self, batch: list[Pending]) -> list[Pending]:
+        """The batch without outcomes whose lease is past its fence time (no renewal got
+        through for most of its length: the job may run elsewhere by now). Those are not
+        sent; their jobs run again once their leases run out."""
+        now = time.monotonic()
+        if not self._keeper.any_due(now):
+            return batch
+        stale = self._keeper.expired([ack.lease for _, ack, _ in batch], now)
+        if not stale:
+            return batch
+        gone = {lease.job_id for lease in stale}
+        for job, _, _ in batch:
+            if job.id in gone:
+                log.warning(
+                    "the outcome of job %s is not written: its lease may have run out "
+                    "meanwhile (no renewal got through); the job runs again",
+                    job.id,
+                    extra=job_log_extra(job),
+                )
+        self.given_up.update(gone)
+        self._keeper.drop(stale)
+        return [item for item in batch if item[0].id not in gone]
 
     async def _write(
         self,

@@ -3,6 +3,15 @@
 An async handler that blocks the worker's event loop must not lose its job: renewal
 therefore never waits for that loop. One statement per interval renews every lease the
 worker holds, each by its own length.
+
+Self-fencing: for every lease the keeper knows until when it surely holds, by this
+machine's monotonic clock: from the moment the claim or the last renewal that succeeded
+was sent, plus the lease's length (the database counts from later). A handler must be
+stopped before that, whatever the database or the network do meanwhile: `due` names
+the leases whose fence time (`fence_margin` before) has come, and the worker stops their
+handlers; `expired` keeps their outcomes from being sent. A renewal has a bound of its
+own (`renew_timeout`): on a half-open connection it is given up, and the connection with
+it, instead of waiting for the command timeout while the leases run out.
 """
 
 from __future__ import annotations
@@ -20,6 +29,20 @@ from taskrunner.queue import JobQueue, Lease, LeaseExtension
 from taskrunner.runner.supervise import restart_delay
 
 log = logging.getLogger("taskrunner")
+
+FENCE_MARGIN_MAX = 5.0
+
+
+def fence_margin(seconds: float) -> float:
+    """How long before its lease may run out a handler is stopped: a quarter of the
+    lease, at most FENCE_MARGIN_MAX (time for the stop to act, and for clock drift)."""
+    return min(seconds / 4, FENCE_MARGIN_MAX)
+
+
+def renew_timeout(interval: float) -> float:
+    """How long one renewal may take before it is given up: one renewal interval (at
+    least one second, at most the worker's command timeout)."""
+    return min(WORKER_COMMAND_TIMEOUT, max(1.0, interval))
 
 
 class LeaseKeeper:
@@ -40,6 +63,10 @@ class LeaseKeeper:
         self._on_lost = on_lost
         self._owner_loop = owner_loop
         self._held: dict[int, tuple[Lease, float]] = {}
+        self._fence_at: dict[int, float] = {}  # job id -> monotonic time to stop its handler
+        # No fence time is earlier (one may be later: dropped leases are not taken out), so
+        # that the checks of the hot path cost nothing while renewals get through.
+        self._earliest_fence = float("inf")
         self._finishing: set[int] = set()  # ack buffered: a row no longer running is no loss
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -52,17 +79,24 @@ class LeaseKeeper:
         self._queue: JobQueue | None = None
         self._renew_lock: asyncio.Lock | None = None
         self._planned_interval = float("inf")
+        # Told of every fence time a renewal moves (job id, time), from the renewal thread.
+        self.on_fence_moved: Callable[[int, float], None] | None = None
 
     def start(self) -> None:
         self._thread.start()
         self._ready.wait(15)
 
-    def hold_many(self, leases: Sequence[tuple[Lease, float]]) -> None:
-        """Renew these leases (lease, seconds) from now on; one lock for a claimed batch."""
+    def hold_many(self, leases: Sequence[tuple[Lease, float]], since: float) -> None:
+        """Renew these leases (lease, seconds) from now on; one lock for a claimed batch.
+        `since` is when their claim was sent (time.monotonic()): they hold until then
+        plus their length."""
         shortest = float("inf")
         with self._lock:
             for lease, seconds in leases:
                 self._held[lease.job_id] = (lease, seconds)
+                fence_at = since + seconds - min(seconds / 4, FENCE_MARGIN_MAX)  # fence_margin
+                self._fence_at[lease.job_id] = fence_at
+                self._earliest_fence = min(self._earliest_fence, fence_at)
                 self._finishing.discard(lease.job_id)
                 shortest = min(shortest, seconds)
         if shortest / 3 < self._planned_interval:
@@ -82,7 +116,40 @@ class LeaseKeeper:
             for lease in leases:
                 if self._holds(lease):
                     del self._held[lease.job_id]
+                    self._fence_at.pop(lease.job_id, None)
                     self._finishing.discard(lease.job_id)
+
+    def due(self, now: float) -> list[Lease]:
+        """Held leases whose fence time has come (`now` from time.monotonic()): no renewal
+        got through for most of their length, so their handlers must stop now."""
+        if now < self._earliest_fence:
+            return []
+        with self._lock:
+            return [
+                self._held[job_id][0]
+                for job_id, fence_at in self._fence_at.items()
+                if fence_at <= now and job_id in self._held
+            ]
+
+    def any_due(self, now: float) -> bool:
+        """Whether any held lease may be past its fence time (no lock: one comparison)."""
+        return now >= self._earliest_fence
+
+    def expired(self, leases: Iterable[Lease], now: float) -> list[Lease]:
+        """Those of `leases` held here and past their fence time: an outcome under them
+        is not to be sent (the job may run elsewhere by now)."""
+        with self._lock:
+            return [
+                lease
+                for lease in leases
+                if self._holds(lease) and self._fence_at.get(lease.job_id, now + 1) <= now
+            ]
+
+    def fence_at(self, job_id: int) -> float:
+        """The time.monotonic() by which the job's handler must have stopped (infinite
+        for a job not held here)."""
+        with self._lock:
+            return self._fence_at.get(job_id, float("inf"))
 
     def _holds(self, lease: Lease) -> bool:
         held = self._held.get(lease.job_id)
@@ -167,12 +234,11 @@ class LeaseKeeper:
                 with self._lock:
                     held = list(self._held.values())
                 if held:
-                    try:
-                        await self._renew(held)
-                    except Exception as exc:
-                        log.warning("renewing %d leases failed: %s", len(held), exc)
+                    failure = await self._renew_bounded(held)
+                    if failure is not None:
+                        log.warning("renewing %d leases failed: %s", len(held), failure)
                         if conn is not None:
-                            await conn.close()
+                            conn.terminate()  # a half-open link would not answer a close
                         conn = None
         finally:
             self._loop = self._wake = None
@@ -180,13 +246,25 @@ class LeaseKeeper:
             if conn is not None and not conn.is_closed():
                 await conn.close()
 
+    async def _renew_bounded(self, held: list[tuple[Lease, float]]) -> BaseException | None:
+        """One renewal, given up after `renew_timeout`; the error, if it failed. Not
+        wait_for: a query cancelled on a dead link waits for the driver's cancel request."""
+        renewal = asyncio.ensure_future(self._renew(held))
+        await asyncio.wait({renewal}, timeout=renew_timeout(self._interval()))
+        if not renewal.done():
+            renewal.cancel()
+            return TimeoutError("no answer in time")
+        return renewal.exception()
+
     async def _renew(self, held: list[tuple[Lease, float]]) -> None:
         assert self._queue is not None
         assert self._renew_lock is not None
         async with self._renew_lock:  # one connection: one statement at a time
+            sent = time.monotonic()
             result = await self._queue.extend_leases(
                 [LeaseExtension(lease=lease, seconds=seconds) for lease, seconds in held]
             )
+        self._renewed(held, set(result.renewed), sent)
         for job_id in result.cancel_requested:
             self._owner_loop.call_soon_threadsafe(self._on_cancel_requested, job_id)
         for lease in result.lost:
@@ -194,5 +272,19 @@ class LeaseKeeper:
                 still_held = self._holds(lease) and lease.job_id not in self._finishing
                 if still_held:
                     del self._held[lease.job_id]
+                    self._fence_at.pop(lease.job_id, None)
             if still_held:  # the worker logs it, with the job's ids
                 self._owner_loop.call_soon_threadsafe(self._on_lost, lease)
+
+    def _renewed(self, held: list[tuple[Lease, float]], renewed: set[int], sent: float) -> None:
+        """Leases renewed by a statement sent at `sent` hold until then plus their length."""
+        moved = []
+        with self._lock:
+            for lease, seconds in held:
+                if lease.job_id in renewed and self._holds(lease):
+                    at = self._fence_at[lease.job_id] = sent + seconds - fence_margin(seconds)
+                    moved.append((lease.job_id, at))
+            self._earliest_fence = min(self._fence_at.values(), default=float("inf"))
+        if self.on_fence_moved is not None:
+            for job_id, at in moved:
+                self.on_fence_moved(job_id, at)

@@ -4,16 +4,25 @@ concurrent.futures' ProcessPoolExecutor breaks as a whole when one child is kill
 hard timeout there would fail every running job. Here each child has its own pipe: a
 child that runs past its timeout is killed and replaced, and a child that crashes fails
 only the attempt it was running.
+
+Each child also fences itself: it knows its job's fence time (runner/fencing.py), which
+the parent moves with every renewal through shared memory, and a watchdog thread kills
+the child once that time has passed. A child keeps running while only its parent is
+frozen (SIGSTOP), when no parent can kill it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import multiprocessing
 import multiprocessing.connection
+import os
 import pickle
 import signal
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +30,8 @@ from typing import Any
 
 from taskrunner.errors import TaskRunnerError
 from taskrunner.runner.context import JobContext, running_job
+
+WATCH_TICK = 0.05  # how often a child compares its job's fence time with the clock
 
 
 class JobTimeout(TaskRunnerError, TimeoutError):
@@ -43,7 +54,10 @@ class RemoteError(TaskRunnerError):
 class _Child:
     def __init__(self, ctx: Any) -> None:
         self.conn, child_end = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_child_main, args=(child_end,), daemon=True)
+        # The running job's fence time (time.monotonic(), one clock for the machine's
+        # processes); infinite while idle. Written by the parent, read by the child.
+        self.fence: Any = ctx.Value("d", math.inf, lock=False)
+        self.process = ctx.Process(target=_child_main, args=(child_end, self.fence), daemon=True)
         self.process.start()
         child_end.close()
         self.used = False  # has run user code (imported and called a task)
@@ -86,10 +100,17 @@ def _now() -> float:
 class ProcessPool:
     """Up to `size` long-lived children, started on demand (spawn: safe beside threads)."""
 
-    def __init__(self, size: int, on_extend: Callable[[int, float], Future[None]]) -> None:
+    def __init__(
+        self,
+        size: int,
+        on_extend: Callable[[int, float], Future[None]],
+        fence_of: Callable[[int], float] = lambda _job_id: math.inf,
+    ) -> None:
         self.size = max(1, size)
         self._mp = multiprocessing.get_context("spawn")
         self._on_extend = on_extend
+        self._fence_of = fence_of
+        self._running: dict[int, _Child] = {}
         self._idle: list[_Child] = []
         self._slots = asyncio.Semaphore(self.size)
         self._waiters = ThreadPoolExecutor(self.size, thread_name_prefix="taskrunner-process-wait")
@@ -114,6 +135,8 @@ class ProcessPool:
                 "request_id": ctx.request_id,
             }
             healthy = False
+            child.fence.value = self._fence_of(ctx.job_id)
+            self._running[ctx.job_id] = child
             try:
                 child.used = True
                 child.conn.send(
@@ -127,6 +150,9 @@ class ProcessPool:
                 )
                 healthy = reply[0] in ("ok", "error")
             finally:
+                child.fence.value = math.inf
+                if self._running.get(ctx.job_id) is child:
+                    del self._running[ctx.job_id]
                 if healthy:
                     self._idle.append(child)
                 else:  # timed out, died, or we were cancelled mid-run: never reuse it
@@ -151,6 +177,12 @@ class ProcessPool:
             if isinstance(error, BaseException):
                 raise error
         raise RemoteError(type_name, message, remote_tb)
+
+    def move_fence(self, job_id: int, at: float) -> None:
+        """The job's lease was renewed: its child may run until `at` (any thread)."""
+        child = self._running.get(job_id)
+        if child is not None:
+            child.fence.value = at
 
     async def prestart(self) -> None:
         """Start every child now, so the first jobs do not pay for process start-up."""
@@ -184,13 +216,23 @@ def _stop_child(child: _Child) -> None:
     child.reap()
 
 
-def _child_main(conn: multiprocessing.connection.Connection) -> None:
+def _watch(fence: Any) -> None:
+    """The child's own fence: die once the running job's fence time has passed (its
+    parent, frozen or cut off, did not renew the lease in time)."""
+    while True:
+        time.sleep(WATCH_TICK)
+        if time.monotonic() >= fence.value:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _child_main(conn: multiprocessing.connection.Connection, fence: Any) -> None:
     """Run requests until the parent closes the pipe."""
     from taskrunner.runner.codec import encode_result
     from taskrunner.runner.tasks import _import_task
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(target=_watch, args=(fence,), name="taskrunner-fence", daemon=True).start()
 
     def extend(_job_id: int, seconds: float) -> Future[None]:
         conn.send(("extend", seconds))

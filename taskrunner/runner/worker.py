@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from taskrunner.runner.acks import AckWriter, job_log_extra
 from taskrunner.runner.codec import ArgumentsError
 from taskrunner.runner.context import JobContext
 from taskrunner.runner.executors import Executors
+from taskrunner.runner.fencing import Fence
 from taskrunner.runner.leases import LeaseKeeper
 from taskrunner.runner.listening import Notifications
 from taskrunner.runner.maintenance import Maintenance
@@ -87,6 +89,7 @@ class Worker:
         self._executors: Executors | None = None
         self._claimer: JobQueue | None = None  # claims, on a connection of their own
         self._claim_task: asyncio.Task[None] | None = None
+        self._fence: Fence | None = None
         self._unknown_tasks = UnknownTaskWatch(self.queue, self.task_names, settings.queues)
         # Behind a pooler in transaction mode without a direct connection: no LISTEN.
         listen_at = listen_target(runner.target, runner.listen_dsn)
@@ -141,9 +144,13 @@ class Worker:
             self._keeper.extend_now,
             self.settings.process_pool_size,
             middleware=self.runner.middlewares,
+            fence_of=self._keeper.fence_at,
         )
+        self._keeper.on_fence_moved = self._executors.move_fence
         background: list[asyncio.Task[None]] = []
         signals: list[signal.Signals] = []
+        self._fence = Fence(self._keeper, self._fenced)
+        self._fence.start(loop)
         try:
             if any(task.executor == "process" for task in self.tasks.values()):
                 await self._executors.prestart_processes()
@@ -190,6 +197,7 @@ class Worker:
                 await asyncio.wait(stopping, timeout=CANCEL_WAIT)
             for sig in signals:
                 loop.remove_signal_handler(sig)
+            self._fence.stop()
             log.info("worker %s stopped", self.owner)
 
     # ---- claiming ------------------------------------------------------------------
@@ -209,6 +217,7 @@ class Worker:
             try:
                 if free > 0:
                     claimer = await self._claim_queue()
+                    sent = time.monotonic()
                     claimed = await claimer.claim(
                         self.task_names,
                         limit=free,
@@ -216,7 +225,7 @@ class Worker:
                         lease=self.leases,
                         queues=self.settings.queues,
                     )
-                    self._start(claimed)
+                    self._start(claimed, sent)
                 if self.settings.stop_when_idle and not self.running and not claimed:
                     if await self._idle_now():
                         return
@@ -283,24 +292,32 @@ class Worker:
         job_ids.intersection_update(held)
         return bool(held)
 
-    def _start(self, claimed: list[JobRow]) -> None:
+    def _start(self, claimed: list[JobRow], sent: float) -> None:
+        """Run the claimed jobs (claimed by a statement sent at `sent`)."""
         assert self._keeper is not None
         held = []
         for job in claimed:
             task = self.tasks[job.task]
             previous = self.running.get(job.id)
-            if previous is not None:  # our old lease expired and we claimed the job again
+            after = None
+            if previous is not None and previous.handle is not None:
+                # Our old lease expired and we claimed the job again: the new attempt
+                # starts once the old one has really ended (a thread cannot be stopped).
                 self._stop_lost(previous)
+                after = previous.handle
             execution = Execution(job, task, job.lease)
             self.running[job.id] = execution
             held.append((execution.lease, task.lease))
-            execution.handle = asyncio.create_task(self._run_job(execution), name=f"job-{job.id}")
-        self._keeper.hold_many(held)
+            execution.handle = asyncio.create_task(
+                self._run_job(execution, after), name=f"job-{job.id}"
+            )
+        self._keeper.hold_many(held, sent)
 
     # ---- running -------------------------------------------------------------------
 
-    async def _run_job(self, execution: Execution) -> None:
-        """Run one attempt; whatever the handler raises, the attempt gets an outcome."""
+    async def _run_job(self, execution: Execution, after: asyncio.Task[None] | None = None) -> None:
+        """Run one attempt (once `after`, an earlier attempt of the job, has ended);
+        whatever the handler raises, the attempt gets an outcome."""
         job, task = execution.job, execution.task
         assert self._keeper is not None
         assert self._executors is not None
@@ -323,6 +340,8 @@ class Worker:
             )
         outcomes = self._outcomes
         try:
+            if after is not None and not after.done():
+                await asyncio.wait({after})
             result = await self._executors.run(task, job, ctx)
         except asyncio.CancelledError as exc:
             if execution.stop_reason is None and not _being_cancelled():
@@ -358,17 +377,26 @@ class Worker:
         if execution is not None and execution.lease == lease:
             self._stop_lost(execution)
 
-    def _stop_lost(self, execution: Execution) -> None:
+    def _stop_lost(self, execution: Execution, why: str | None = None) -> None:
         if execution.stop_reason is not None or execution.handle is None:
             return
         log.warning(
-            "job %s lost its lease (it expired and the job was claimed again); stopping "
-            "this attempt",
+            "job %s lost its lease (%s); stopping this attempt",
             execution.job.id,
+            why or "it expired and the job was claimed again",
             extra=job_log_extra(execution.job),
         )
         execution.stop_reason = "lost"
         execution.handle.cancel()
+
+    def _fenced(self, lease: Lease) -> None:
+        """No renewal of this lease got through for most of its length (runner/fencing.py):
+        stop its handler before the lease can run out and another worker take the job."""
+        execution = self.running.get(lease.job_id)
+        if execution is not None and execution.lease == lease:
+            if self._acks is not None:  # until its lease runs out, the row is ours
+                self._acks.given_up.add(lease.job_id)
+            self._stop_lost(execution, "no renewal got through in time; it may run out")
 
     def _on_acks_written(self, result: AckResult) -> None:
         # A retry may be due now, claims may resume, or idleness is to be checked.

@@ -25,7 +25,7 @@ from acceptance_helpers import (
 
 from taskrunner import JobStatus, TaskRunner
 
-APP = f"{APPS}.signals_app:runner"  # acceptance.hold: a 1 s lease, 3 attempts
+APP = f"{APPS}.signals_app:runner"  # acceptance.hold_cut_off: a 4 s lease, 3 attempts
 SHUTDOWN_TIMEOUT = 2.0
 A_FEW_SECONDS = 8.0
 
@@ -43,14 +43,14 @@ async def tr(
 ) -> AsyncIterator[TaskRunner]:
     app = import_app("signals_app", monkeypatch)
     async with TaskRunner(pg_dsn, schema=schema) as runner:
-        mirror(runner, [app.hold])
+        mirror(runner, [app.hold_cut_off])
         yield runner
 
 
 async def test_a_worker_cut_off_from_its_database_stops_in_time_and_its_unwritten_job_runs_again(
     tr: TaskRunner, pg_dsn: str, schema: str, tmp_path: Path
 ):
-    job = await tr.enqueue("acceptance.hold", str(tmp_path), 1.0, 0.0)
+    job = await tr.enqueue("acceptance.hold_cut_off", str(tmp_path), 1.0, 0.0)
     async with black_hole_proxy(pg_dsn) as proxy:
         env = environment(proxy.dsn(pg_dsn), schema)
         options = ("--shutdown-timeout", str(SHUTDOWN_TIMEOUT), "--poll-interval", "0.1")
@@ -78,7 +78,7 @@ async def test_a_worker_cut_off_from_its_database_stops_in_time_and_its_unwritte
 async def test_a_second_signal_ends_a_worker_cut_off_from_its_database_at_once(
     tr: TaskRunner, pg_dsn: str, schema: str, tmp_path: Path
 ):
-    job = await tr.enqueue("acceptance.hold", str(tmp_path), 60.0, 0.0)
+    job = await tr.enqueue("acceptance.hold_cut_off", str(tmp_path), 60.0, 0.0)
     async with black_hole_proxy(pg_dsn) as proxy:
         env = environment(proxy.dsn(pg_dsn), schema)
         options = ("--shutdown-timeout", "60", "--poll-interval", "0.1")

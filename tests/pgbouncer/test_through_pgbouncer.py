@@ -161,3 +161,44 @@ def test_the_suites_enqueue_worker_wait_and_idempotency_promises_hold_through_pg
     assert passed is not None, summary
     assert int(passed.group(1)) >= 150, summary
     assert _refusals(log_file) == []
+
+
+async def test_a_worker_behind_pgbouncer_fences_a_handler_whose_renewals_hang(
+    bouncer: tuple[str, Path], bare_schema: str, pg_dsn: str
+):
+    # Behind the pooler no statement_timeout reaches the server: the renewal's own
+    # client-side bound and the fence must do without it.
+    dsn, log_file = bouncer
+    started, cancelled = asyncio.Event(), asyncio.Event()
+    async with TaskRunner(dsn, schema=bare_schema, statement_cache_size=0) as runner:
+
+        @runner.task(name="long", lease=2.0)
+        async def long() -> None:
+            started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        job = await long.enqueue()
+        worker = asyncio.create_task(
+            runner.run_worker(poll_interval=0.1, handle_signals=False, shutdown_timeout=1.0)
+        )
+        try:
+            await asyncio.wait_for(started.wait(), 15)
+            direct = await asyncpg.connect(pg_dsn)
+            try:
+                async with direct.transaction():  # the row locked: renewals hang
+                    left = await direct.fetchval(
+                        "SELECT extract(epoch FROM lease_expires_at - clock_timestamp())::float8"
+                        f' FROM "{bare_schema}".jobs WHERE id = $1 FOR UPDATE',
+                        job.id,
+                    )
+                    await asyncio.wait_for(cancelled.wait(), left)
+            finally:
+                await direct.close()
+        finally:
+            worker.cancel()
+            await asyncio.wait({worker}, timeout=20)
+    assert _refusals(log_file) == []

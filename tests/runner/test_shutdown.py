@@ -10,14 +10,16 @@ from pathlib import Path
 
 import process_tasks
 import pytest
+import tenacity
 from worker_helpers import (
     background_worker,
     endless_task,
     eventually,
     row,
+    run_until_idle,
 )
 
-from taskrunner import TaskRunner
+from taskrunner import Retry, TaskRunner, current_job
 
 
 async def test_a_stop_request_lets_the_running_job_finish_and_leaves_queued_jobs_queued(
@@ -141,3 +143,35 @@ async def test_a_process_job_still_running_at_the_shutdown_timeout_is_killed_and
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert stopped_after < 2.5, f"shutdown took {stopped_after:.1f}s"
+
+
+async def test_a_job_handed_back_at_shutdown_again_and_again_keeps_its_attempts_for_real_failures(
+    tr: TaskRunner,
+):
+    seen: list[tuple[int, int]] = []  # (attempt, max_attempts) as each run saw them
+    started = asyncio.Event()
+
+    @tr.task(retry=Retry(max_attempts=2, wait=tenacity.wait_fixed(0)))
+    async def interrupted_then_failing() -> None:
+        ctx = current_job()
+        assert ctx is not None
+        seen.append((ctx.attempt, ctx.max_attempts))
+        started.set()
+        if len(seen) <= 3:
+            await asyncio.sleep(60)  # still running at shutdown: handed back
+        raise RuntimeError("boom")
+
+    job = await interrupted_then_failing.enqueue()
+    for _ in range(3):
+        started.clear()
+        async with background_worker(tr, concurrency=1, shutdown_timeout=0.1) as bg:
+            await asyncio.wait_for(started.wait(), 10)
+            await bg.stop()
+        assert (await row(tr, job.id)).attempts == 0
+    await run_until_idle(tr)
+
+    assert seen == [(1, 2), (1, 2), (1, 2), (1, 2), (2, 2)]  # never "attempt 4 of 2"
+    failed = await row(tr, job.id)
+    assert (failed.status, failed.attempts) == ("failed", 2)
+    assert failed.last_error is not None
+    assert "boom" in failed.last_error

@@ -37,3 +37,14 @@ async def hold(marker_dir: str, first_seconds: float, later_seconds: float) -> i
     await asyncio.sleep(first_seconds if ctx.attempt == 1 else later_seconds)
     mark(marker_dir, "finished")
     return ctx.attempt
+
+
+@runner.task(
+    name="acceptance.hold_cut_off",
+    lease=4.0,
+    retry=Retry(max_attempts=3, wait=tenacity.wait_fixed(0.05)),
+)
+async def hold_cut_off(marker_dir: str, first_seconds: float, later_seconds: float) -> int:
+    """`hold` with a 4 s lease: cut off from its database, a worker stops a handler 3 s
+    after its last renewal (self-fencing), so a first attempt of 1 s still finishes."""
+    return await hold.func(marker_dir, first_seconds, later_seconds)
