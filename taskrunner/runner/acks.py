@@ -14,16 +14,6 @@ exactly when the database is the bottleneck. It never stalls on one bad outcome:
   is restarted by its supervisor, and the worker stops claiming (`backlog`);
 - at shutdown, `close` waits a bounded time; what could not be written is logged with
   the job ids, and those jobs run again once their leases run out.
-
-It also stays out of the way of the worker's claims. Both commit durably, so each waits
-for a WAL flush; an ack sent beside a claim commits first (it has less to do) and starts
-its flush just before the claim's commit, which then waits for that flush and then for
-its own: two flushes on the path from one claim to the next. So while a claim is in
-flight the writer holds its next batch, for at most CLAIM_WAIT, and sends it once the
-claim is back: its flush then overlaps the handlers instead of the claim, and what
-finished meanwhile goes in the same batch. On the comparison drain (20,000 no-op jobs,
-concurrency 16) the worker's time in claims fell by 5 to 39 % and it sent 9 to 20 %
-fewer ack statements (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -53,7 +43,6 @@ from taskrunner.runner.supervise import start_supervised
 log = logging.getLogger("taskrunner")
 
 MAX_BATCH = 200
-CLAIM_WAIT = 0.02  # longest hold of a batch while a claim is in flight (seconds)
 TRIES = 4  # of one batch, while the database errors are not about its values
 CANCEL_WAIT = 0.2
 CLOSE_CONNECTION_TIMEOUT = 0.5
@@ -84,13 +73,8 @@ class AckWriter:
         on_written: Callable[[AckResult], None],
         *,
         max_batch: int = MAX_BATCH,
-        no_claim_in_flight: asyncio.Event | None = None,
     ) -> None:
-        """`no_claim_in_flight`, when given, is clear while the worker's claim is in
-        flight: batches wait for it (at most CLAIM_WAIT)."""
         self._target = target
-        self._no_claim_in_flight = no_claim_in_flight
-        self._holding: asyncio.Timeout | None = None  # while a batch waits for a claim
         self._schema = schema
         self._keeper = keeper
         self._on_written = on_written
@@ -146,8 +130,6 @@ class AckWriter:
         """Write what is pending, for at most `timeout` seconds; log what was not."""
         self._closing = True
         self._ready.set()
-        if self._holding is not None:  # a batch waiting for a claim goes now
-            self._holding.reschedule(asyncio.get_running_loop().time())
         task = self._task
         if task is not None and not task.done():
             done, _ = await asyncio.wait({task}, timeout=max(0.0, timeout))
@@ -187,7 +169,6 @@ class AckWriter:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
-            await self._after_claim()
             for pending, write in (
                 (self._completions, JobQueue.complete_many),
                 (self._failures, JobQueue.fail_many),
@@ -196,19 +177,6 @@ class AckWriter:
                     batch = pending[: self._max_batch]
                     del pending[: self._max_batch]
                     await self._write(batch, write)
-
-    async def _after_claim(self) -> None:
-        """Hold the next batch while a claim is in flight (bounded: a claim that does not
-        return never holds up the acks for more than CLAIM_WAIT)."""
-        idle = self._no_claim_in_flight
-        if idle is None or idle.is_set() or self._closing:
-            return
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CLAIM_WAIT) as self._holding:
-                    await idle.wait()
-        finally:
-            self._holding = None
 
     async def _write(
         self,

@@ -86,10 +86,6 @@ class Worker:
         self._executors: Executors | None = None
         self._claimer: JobQueue | None = None  # claims, on a connection of their own
         self._claim_task: asyncio.Task[None] | None = None
-        # Clear while a claim is in flight: the ack writer holds its batches meanwhile, so
-        # that their WAL flushes do not delay the claim's (runner/acks.py).
-        self._no_claim_in_flight = asyncio.Event()
-        self._no_claim_in_flight.set()
         self._unknown_tasks = UnknownTaskWatch(self.queue, self.task_names, settings.queues)
         # Behind a pooler in transaction mode without a direct connection: no LISTEN.
         listen_at = listen_target(runner.target, runner.listen_dsn)
@@ -133,11 +129,7 @@ class Worker:
         )
         await asyncio.to_thread(self._keeper.start)
         self._acks = AckWriter(
-            self.runner.target,
-            self.runner.schema,
-            self._keeper,
-            self._on_acks_written,
-            no_claim_in_flight=self._no_claim_in_flight,
+            self.runner.target, self.runner.schema, self._keeper, self._on_acks_written
         )
         self._acks.start()
         self._outcomes = Outcomes(self._acks, self._keeper)
@@ -211,7 +203,14 @@ class Worker:
             claimed: list[JobRow] = []
             try:
                 if free > 0:
-                    claimed = await self._claim(free)
+                    claimer = await self._claim_queue()
+                    claimed = await claimer.claim(
+                        self.task_names,
+                        limit=free,
+                        owner=self.owner,
+                        lease=self.leases,
+                        queues=self.settings.queues,
+                    )
                     self._start(claimed)
                 if self.settings.stop_when_idle and not self.running and not claimed:
                     if await self._idle_now():
@@ -228,20 +227,6 @@ class Worker:
                 await asyncio.sleep(0)  # there may be more: claim again once slots free up
                 continue
             await self._sleep_unless_stopping(self.settings.poll_interval)
-
-    async def _claim(self, limit: int) -> list[JobRow]:
-        claimer = await self._claim_queue()
-        self._no_claim_in_flight.clear()
-        try:
-            return await claimer.claim(
-                self.task_names,
-                limit=limit,
-                owner=self.owner,
-                lease=self.leases,
-                queues=self.settings.queues,
-            )
-        finally:
-            self._no_claim_in_flight.set()
 
     def _pause_claims(self) -> int:
         """Backpressure: no claims while the ack writer is behind (the database refuses
