@@ -153,8 +153,17 @@ HOT_PATH_SESSION_SETTINGS = {
 # The claim connection's: the same, and its claims commit durably. No handler may start
 # before its claim is durable: a claim lost in a server crash would put its jobs back to
 # queued under the same attempt number while their first handlers still ran, and another
-# worker would run them at the same time. The WAL flush is shared by concurrent commits;
-# what it costs is in README (Production notes).
+# worker would run them at the same time.
+#
+# The claim's own synchronous commit is the guarantee: the claim statement returns only
+# once its commit record is flushed (on the standbys too, with synchronous replication),
+# and the worker starts handlers only after it returns. It is also the cheapest one found:
+# it costs one WAL flush per claim, which concurrent commits share, and no round trip.
+# Committing the claim asynchronously and then waiting for a later synchronous commit
+# (WAL is flushed in order, so that commit's flush covers the claim) needs either a
+# flush of its own (one more round trip, and one more flush) or the next ack (which puts
+# the ack on the claim's path); both were measured slower (benchmarks/README.md). Behind
+# a pooler no session settings are sent, and the server's setting applies.
 CLAIM_SESSION_SETTINGS = {**HOT_PATH_SESSION_SETTINGS, "synchronous_commit": "on"}
 
 
