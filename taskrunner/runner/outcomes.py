@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,10 @@ class Execution:
     lease: Lease
     handle: asyncio.Task[None] | None = None
     stop_reason: str | None = None  # "cancel", "shutdown" or "lost"
+    started: float = 0.0  # time.monotonic() when the handler was started
+
+    def took(self) -> float:
+        return time.monotonic() - self.started if self.started else 0.0
 
 
 @dataclass(slots=True)
@@ -47,6 +52,17 @@ class Outcomes:
         else:
             self.progress.succeeded += 1
             self.acks.complete(execution.job, execution.lease, result)
+            if log.isEnabledFor(logging.INFO):  # one line per job's end, off when quiet
+                job = execution.job
+                log.info(
+                    "job %s %s succeeded in %.3fs (attempt %d of %d)",
+                    job.id,
+                    job.task,
+                    execution.took(),
+                    job.attempts,
+                    job.max_attempts,
+                    extra=job_log_extra(job),
+                )
 
     def failed(self, execution: Execution, exc: BaseException, *, retryable: bool) -> None:
         """The handler raised `exc` (any exception: SystemExit and KeyboardInterrupt
@@ -59,8 +75,10 @@ class Outcomes:
         will_retry = retry_in is not None and job.attempts < job.max_attempts
         log.log(
             logging.WARNING if will_retry else logging.ERROR,
-            "job %s attempt %d of %d failed: %s: %s%s",
+            "job %s %s failed in %.3fs (attempt %d of %d): %s: %s%s",
             job.id,
+            job.task,
+            execution.took(),
             job.attempts,
             job.max_attempts,
             type(exc).__name__,

@@ -342,6 +342,7 @@ class Worker:
         try:
             if after is not None and not after.done():
                 await asyncio.wait({after})
+            execution.started = time.monotonic()
             result = await self._executors.run(task, job, ctx)
         except asyncio.CancelledError as exc:
             if execution.stop_reason is None and not _being_cancelled():

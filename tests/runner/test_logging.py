@@ -113,6 +113,44 @@ async def test_a_final_failures_error_carries_job_id_task_and_request_id(
     assert ids_of(error) == (job.id, doomed.name, "req-doomed")
 
 
+async def test_a_jobs_end_is_one_info_line_with_task_outcome_and_duration(
+    runner: TaskRunner, work: Work, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="taskrunner")
+
+    @runner.task
+    async def quick() -> int:
+        await asyncio.sleep(0.05)
+        return 1
+
+    job = await quick.enqueue(request_id="req-end")
+    await work()
+
+    (line,) = [r for r in about_job(caplog.records, job.id) if r.levelno == logging.INFO]
+    message = line.getMessage()
+    assert message.startswith(f"job {job.id} {quick.name} succeeded in ")
+    took = float(re.search(r"succeeded in ([0-9.]+)s", message).group(1))  # type: ignore[union-attr]
+    assert 0.05 <= took < 5.0
+    assert ids_of(line) == (job.id, quick.name, "req-end")
+
+
+async def test_a_failed_attempts_line_names_the_task_and_its_duration(
+    runner: TaskRunner, work: Work, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="taskrunner")
+    flaky = fails_once(runner)
+
+    job = await flaky.enqueue()
+    await work()
+
+    (warning,) = [r for r in about_job(caplog.records, job.id) if r.levelno == logging.WARNING]
+    assert re.match(
+        rf"job {job.id} {re.escape(flaky.name)} failed in [0-9.]+s \(attempt 1 of 3\): "
+        "RuntimeError: first attempt fails; retrying in",
+        warning.getMessage(),
+    )
+
+
 async def test_every_record_of_a_job_run_carries_its_ids(
     runner: TaskRunner, work: Work, caplog: pytest.LogCaptureFixture
 ):
