@@ -45,6 +45,7 @@ from taskrunner.queue import JobQueue, JobRow, NewJob
 from taskrunner.queue.schedules import NewSchedule
 from taskrunner.runner.batch_calls import split_call, takes_one_positional
 from taskrunner.runner.by_name import UnregisteredTasks
+from taskrunner.runner.cleanup import CleanupVerbs, Retention
 from taskrunner.runner.codec import ArgumentsError, decode_json
 from taskrunner.runner.context import current_request_id, new_request_id
 from taskrunner.runner.metadata import MetadataVerbs
@@ -71,7 +72,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
+class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs, CleanupVerbs):
     """Tasks, enqueueing and workers over one PostgreSQL schema.
 
     The DSN is the first that is set of: `dsn`, $TASKRUNNER_DSN, $DATABASE_URL; without
@@ -90,6 +91,7 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
         strict_names: bool = True,
         listen_dsn: str | None = None,
         middleware: Sequence[Middleware] = (),
+        retention: Retention | None = None,
     ) -> None:
         if dsn is not None and (not isinstance(dsn, str) or not dsn.strip()):
             raise InvalidArguments(
@@ -127,6 +129,9 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
         self._target: ResolvedDsn | None = None
         self._pool: asyncpg.Pool | None = None
         self._queue: JobQueue | None = None
+        # Retention of finished jobs is the schema's too (runner/cleanup.py); this also
+        # registers the built-in task "taskrunner.cleanup".
+        self._init_cleanup(retention)
 
     # ---- tasks ---------------------------------------------------------------------
 
@@ -277,6 +282,7 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
                         raise SchemaOutOfDate(self.schema, pending)
             queue = JobQueue(pool, self.schema)
             await self._settle_idempotency_ttl(queue)
+            await self._settle_retention(pool)
         except BaseException:
             await pool.close()
             raise
@@ -337,6 +343,8 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
             applied = await migrator.migrate(conn, dry_run=dry_run)
             if not dry_run and self._explicit_ttl:
                 await self._settle_idempotency_ttl(JobQueue(conn, self.schema))
+            if not dry_run and self._explicit_retention:
+                await self._settle_retention(conn)
             return applied
         finally:
             await conn.close()
@@ -506,11 +514,14 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
         request_id: str | None = None,
         before_id: int | None = None,
         limit: int = 50,
+        archived: bool = False,
     ) -> list[Job]:
         """Newest jobs first, optionally of one status, queue, task (a Task or its name)
-        and/or request id. Pages: `before_id=` the last id of the page before."""
+        and/or request id. Pages: `before_id=` the last id of the page before. With
+        `archived=True` it lists the archive (jobs a cleanup archived) instead."""
         rows = await self.job_queue.list_jobs(
-            **list_filters(status, queue, task, request_id, before_id, limit)
+            **list_filters(status, queue, task, request_id, before_id, limit),
+            archived=bool(archived),
         )
         return [Job.from_row(r) for r in rows]
 

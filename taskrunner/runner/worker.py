@@ -21,6 +21,7 @@ from taskrunner.db import CLAIM_SESSION_SETTINGS, WORKER_COMMAND_TIMEOUT, connec
 from taskrunner.errors import DatabaseError
 from taskrunner.queue import AckResult, JobQueue, JobRow, Lease
 from taskrunner.runner.acks import AckWriter, job_log_extra
+from taskrunner.runner.cleanup import CLEANUP_TASK
 from taskrunner.runner.codec import ArgumentsError
 from taskrunner.runner.context import JobContext
 from taskrunner.runner.executors import Executors
@@ -117,7 +118,7 @@ class Worker:
             self._claim_task.cancel()
 
     async def run(self) -> None:
-        if not self.task_names:
+        if not set(self.task_names) - {CLEANUP_TASK}:  # the built-in one alone is no work
             raise ValueError("this runner has no registered tasks: nothing to work on")
         loop = asyncio.get_running_loop()
         self._keeper = LeaseKeeper(

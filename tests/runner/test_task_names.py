@@ -28,8 +28,8 @@ APP = textwrap.dedent(
     def build(n: int) -> int:
         return n
 
-    if __name__ == "__main__":
-        print(sorted(runner.tasks))
+    if __name__ == "__main__":  # the names of the tasks it declares, not the built-in ones
+        print(sorted(name for name in runner.tasks if not name.startswith("taskrunner.")))
     """
 )
 
@@ -44,7 +44,7 @@ def run_python(cwd: Path, *argv: str) -> str:
 def names_when_imported(cwd: Path, module: str) -> str:
     code = (
         f"import sys; sys.path.insert(0, ''); import {module} as m;"
-        f"print(sorted(m.runner.tasks))"
+        "print(sorted(n for n in m.runner.tasks if not n.startswith('taskrunner.')))"
     )
     return run_python(cwd, "-c", code)
 
