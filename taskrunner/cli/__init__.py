@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from taskrunner import __version__
+from taskrunner.cli.cleanup import add_cleanup_command
 from taskrunner.cli.jobs import add_job_commands
 from taskrunner.cli.schedules import add_schedule_commands
 from taskrunner.errors import TaskRunnerError
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_job_commands(commands, _add_connection_options, _runner_from)
     add_schedule_commands(commands, _add_connection_options, _runner_from)
+    add_cleanup_command(commands, _add_connection_options, _runner_from)
     return parser
 
 
