@@ -79,7 +79,7 @@ def cmd_cleanup(args: argparse.Namespace, runner: TaskRunner) -> int:
     async def clean() -> Mapping[str, int]:
         async with runner:
             return await runner.cleanup(
-                **actions,  # type: ignore[arg-type]  # argparse's choices checked them
+                **actions,  # argparse's choices checked them
                 older_than=args.older_than,
                 dry_run=args.dry_run,
                 batch_size=args.batch_size,
