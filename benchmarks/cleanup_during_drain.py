@@ -67,12 +67,15 @@ async def worker_main(dsn: str, schema: str) -> None:
     print(json.dumps({"seconds": elapsed}))
 
 
-async def cleaner_main(dsn: str, schema: str, batch: int) -> None:
+async def cleaner_main(dsn: str, schema: str, batch: int, duty_cycle: float) -> None:
     runner, _ = build_runner(dsn, schema)
     async with runner:
         started = time.perf_counter()
         counts = await runner.cleanup(
-            succeeded="remove", older_than=timedelta(days=1), batch_size=batch
+            succeeded="remove",
+            older_than=timedelta(days=1),
+            batch_size=batch,
+            duty_cycle=duty_cycle,
         )
         elapsed = time.perf_counter() - started
     print(json.dumps({"seconds": elapsed, "removed": counts["succeeded"]}))
@@ -112,10 +115,10 @@ async def outcome(dsn: str, schema: str) -> dict[str, int]:
     return dict(row)
 
 
-def spawn(mode: str, dsn: str, schema: str, batch: int) -> subprocess.Popen[str]:
+def spawn(mode: str, dsn: str, schema: str, batch: int, duty_cycle: float) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "benchmarks.cleanup_during_drain", mode, "--dsn", dsn,
-         "--schema", schema, "--batch", str(batch)],
+         "--schema", schema, "--batch", str(batch), "--duty-cycle", str(duty_cycle)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -128,12 +131,14 @@ def finish(proc: subprocess.Popen[str], what: str) -> dict[str, Any]:
     return result
 
 
-def run_once(dsn: str, rows: int, jobs: int, batch: int, cleanup: bool) -> dict[str, Any]:
+def run_once(
+    dsn: str, rows: int, jobs: int, batch: int, duty_cycle: float, cleanup: bool
+) -> dict[str, Any]:
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     asyncio.run(prepare(dsn, schema, rows, jobs))
-    cleaner = spawn("--cleaner", dsn, schema, batch) if cleanup else None
+    cleaner = spawn("--cleaner", dsn, schema, batch, duty_cycle) if cleanup else None
     started = time.perf_counter()
-    worker = spawn("--worker", dsn, schema, batch)
+    worker = spawn("--worker", dsn, schema, batch, duty_cycle)
     drained = finish(worker, "worker")
     drain_end = time.perf_counter() - started
     cleaned = finish(cleaner, "cleaner") if cleaner is not None else None
@@ -164,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="old rows to remove")
     parser.add_argument("--jobs", type=int, default=100_000, help="jobs to drain")
     parser.add_argument("--batch", type=int, default=1_000, help="the cleanup's batch size")
+    parser.add_argument(
+        "--duty-cycle", type=float, default=1.0, help="the cleanup's duty_cycle (1: no rest)"
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cleaner", action="store_true", help=argparse.SUPPRESS)
@@ -173,14 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         main_of = worker_main(args.dsn, args.schema) if args.worker else None
-        uvloop.run(main_of or cleaner_main(args.dsn, args.schema, args.batch))
+        uvloop.run(main_of or cleaner_main(args.dsn, args.schema, args.batch, args.duty_cycle))
         return 0
 
     runs: list[dict[str, Any]] = []
     for rep in range(args.reps):
         # Interleaved, and in turn first, so drifts of the machine hit both alike.
         for cleanup in (False, True) if rep % 2 == 0 else (True, False):
-            result = run_once(args.dsn, args.rows, args.jobs, args.batch, cleanup)
+            result = run_once(args.dsn, args.rows, args.jobs, args.batch, args.duty_cycle, cleanup)
             runs.append(result | {"rep": rep + 1})
             extra = (
                 f"  cleanup {result['cleanup_seconds']:6.2f}s "
@@ -203,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = medians[True] / medians[False]
     print(
         f"median drain: {medians[False]:.0f} jobs/s alone, {medians[True]:.0f} jobs/s beside "
-        f"a cleanup of {args.rows} rows ({ratio:.3f}x); the cleanup took a median "
+        f"a cleanup of {args.rows} rows, duty cycle {args.duty_cycle:g} ({ratio:.3f}x); "
+        "the cleanup took a median "
         f"{cleanup_seconds:.1f}s ({removed_rate:.0f} rows/s)"
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -214,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rows": args.rows,
                 "jobs": args.jobs,
                 "batch": args.batch,
+                "duty_cycle": args.duty_cycle,
                 "concurrency": CONCURRENCY,
                 "reps": args.reps,
                 "runs": runs,

@@ -84,6 +84,7 @@ def cmd_cleanup(args: argparse.Namespace, runner: TaskRunner) -> int:
                 dry_run=args.dry_run,
                 batch_size=args.batch_size,
                 progress=Progress(args.progress_every),
+                duty_cycle=args.duty_cycle,
             )
 
     counts = run(clean())
@@ -101,6 +102,16 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, not {text!r}")
     return value
 
 
@@ -144,6 +155,14 @@ def add_cleanup_command(
         type=_positive_int,
         default=1000,
         help="rows per batch, each its own short transaction (default: 1000)",
+    )
+    parser.add_argument(
+        "--duty-cycle",
+        type=_fraction,
+        default=1.0,
+        metavar="FRACTION",
+        help="rest between batches so they take this fraction of the time, like 0.25, "
+        "to leave the database to running workers (default: 1, no rest)",
     )
     parser.add_argument(
         "--progress-every",

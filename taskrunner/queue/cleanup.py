@@ -10,6 +10,7 @@ this module only carries them out.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -70,19 +71,26 @@ class CleanupStore:
         *,
         batch: int = DEFAULT_BATCH,
         progress: Progress | None = None,
+        duty_cycle: float = 1.0,
     ) -> int:
         """Apply `action` ("remove", "archive" or "rerun") to the jobs of `status` (or
         "archived") aged at or before `cutoff`; returns how many were acted on.
 
         Ends when a batch comes back short: the cursor only moves forward and the cutoff
         is fixed, so the loop is bounded by the rows that were there when it started.
+        With `duty_cycle` below 1 it rests after each batch, so that its statements take
+        that fraction of the time: the database's CPU, disks and WAL flushes it leaves to
+        the workers.
         """
         if batch < 1:
             raise ValueError("batch must be at least 1")
+        if not 0 < duty_cycle <= 1:
+            raise ValueError("duty_cycle must be above 0 and at most 1")
         run = self._batch_of(status, action)
         cursor: Any = None if status in FINISHED or status == ARCHIVED else 0
         total = batches = 0
         while True:
+            started = time.monotonic()
             count: int
             count, cursor = await run(status, cutoff, batch, cursor)
             total += count
@@ -91,6 +99,9 @@ class CleanupStore:
                 progress(status, batches, total)
             if count < batch or cursor is None:
                 return total
+            if duty_cycle < 1:
+                busy = time.monotonic() - started
+                await asyncio.sleep(busy * (1 - duty_cycle) / duty_cycle)
 
     def _batch_of(self, status: str, action: str) -> Callable[[str, datetime, int, Any], Any]:
         """The one-batch statement for a pair the runner allowed (ValueError otherwise)."""

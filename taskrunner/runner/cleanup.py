@@ -243,6 +243,7 @@ class CleanupVerbs:
         dry_run: bool = False,
         batch_size: int = 1_000,
         progress: Progress | None = None,
+        duty_cycle: float = 1.0,
     ) -> Mapping[str, int]:
         """Act once, now, on the jobs of each status: keep them, remove them, archive
         them or run them again; returns how many jobs of each status were acted on.
@@ -253,7 +254,9 @@ class CleanupVerbs:
         With `dry_run` nothing changes and the counts say what would be acted on.
         Removal, archiving and reruns go in batches of `batch_size`, each a short
         transaction that skips rows locked by anything else; `progress(status, batches,
-        rows)` is called after each one.
+        rows)` is called after each one. A `duty_cycle` below 1 (such as 0.25) rests
+        after each batch so the cleanup's statements take only that fraction of the
+        time, leaving the rest of the database to the workers; the cleanup takes longer.
         """
         planned = plan(
             {
@@ -269,6 +272,16 @@ class CleanupVerbs:
         )
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidArguments(None, "batch_size must be a positive int", field="batch_size")
+        if (
+            not isinstance(duty_cycle, int | float)
+            or isinstance(duty_cycle, bool)
+            or not 0 < duty_cycle <= 1
+        ):
+            raise InvalidArguments(
+                None,
+                f"duty_cycle must be above 0 and at most 1, not {duty_cycle!r}",
+                field="duty_cycle",
+            )
         store = CleanupStore(self.job_queue.db, self.schema)
         now = await store.clock()
         counts = dict.fromkeys(STATUSES, 0)
@@ -281,7 +294,12 @@ class CleanupVerbs:
                 counts[status] = await store.count(status, cutoff, action)
             else:
                 counts[status] = await store.act(
-                    status, action, cutoff, batch=batch_size, progress=progress
+                    status,
+                    action,
+                    cutoff,
+                    batch=batch_size,
+                    progress=progress,
+                    duty_cycle=float(duty_cycle),
                 )
             log.info(
                 "cleanup: %s %d %s jobs%s",
@@ -304,6 +322,7 @@ class CleanupVerbs:
             cancelled: FinishedAction = "keep",
             archived: ArchivedAction = "keep",
             older_than: float | None = None,
+            duty_cycle: float = 1.0,
         ) -> dict[str, int]:
             counts = await runner.cleanup(
                 queued=queued,
@@ -314,6 +333,7 @@ class CleanupVerbs:
                 cancelled=cancelled,
                 archived=archived,
                 older_than=older_than,
+                duty_cycle=duty_cycle,
             )
             return dict(counts)
 

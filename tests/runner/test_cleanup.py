@@ -365,6 +365,26 @@ async def test_removal_goes_in_batches_and_reports_progress_after_each(runner: T
     assert seen == [("succeeded", 1, 10), ("succeeded", 2, 20), ("succeeded", 3, 25)]
 
 
+async def test_a_cleanup_with_a_duty_cycle_rests_between_batches_and_still_does_everything(
+    runner: TaskRunner,
+):
+    await runner.job_queue.db.execute(
+        f'INSERT INTO "{runner.schema}".jobs (task, status, finished_at) '
+        "SELECT 't', 'succeeded', now() - interval '1 hour' FROM generate_series(1, 30)"
+    )
+
+    counts = await runner.cleanup(succeeded="remove", batch_size=10, duty_cycle=0.5)
+
+    assert counts["succeeded"] == 30
+    assert await runner.list_jobs() == []
+
+
+@pytest.mark.parametrize("duty_cycle", [0, -0.5, 1.5, float("nan"), "half", True])
+async def test_a_duty_cycle_outside_zero_to_one_is_refused(runner: TaskRunner, duty_cycle: object):
+    with pytest.raises(InvalidArguments, match="duty_cycle"):
+        await runner.cleanup(succeeded="remove", duty_cycle=duty_cycle)  # type: ignore[arg-type]
+
+
 async def test_a_cleanup_measures_ages_from_when_it_started_so_it_ends(runner: TaskRunner):
     # Rerun jobs are queued again, and any that finish again are younger than the
     # cleanup: a second pass over them is impossible.
