@@ -9,12 +9,14 @@ Each run gets a fresh schema holding --rows succeeded jobs that finished 30 days
 The worker keeps finished jobs (retention None) so that only the cleanup removes the old
 rows. Then the worker process times `run_worker(concurrency=16, stop_when_idle=True)`;
 the drain rate is --jobs over that time. With cleanup, a cleaner process starts first
-and removes the old rows (older than a day: never the drain's own) in its batches while
-the worker drains. Afterwards every drained job must have succeeded, and with cleanup
-every old row must be gone.
+and removes the old rows (older than a day: never the drain's own) in its batches, at
+--duty-cycle (the library's default, 0.25, unless given), while the worker drains.
+Afterwards every drained job must have succeeded, and with cleanup every old row must
+be gone.
 
     python -m benchmarks.cleanup_during_drain [--dsn URI] [--reps 3] [--rows 1000000]
-                                              [--jobs 100000]
+                                              [--jobs 100000] [--duty-cycle 0.25]
+    python -m benchmarks.cleanup_during_drain --reps 1 --rows 50000 --jobs 10000  # quick
 
 Prints every run, then the medians side by side, and writes
 benchmarks/results/cleanup-during-drain.json (or --output).
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=100_000, help="jobs to drain")
     parser.add_argument("--batch", type=int, default=1_000, help="the cleanup's batch size")
     parser.add_argument(
-        "--duty-cycle", type=float, default=1.0, help="the cleanup's duty_cycle (1: no rest)"
+        "--duty-cycle", type=float, default=0.25, help="the cleanup's duty_cycle (1: no rest)"
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -209,11 +211,20 @@ def main(argv: list[str] | None = None) -> int:
     removed_rate = statistics.median(r["removed_per_s"] for r in cleanup_runs)
     cleanup_seconds = statistics.median(r["cleanup_seconds"] for r in cleanup_runs)
     ratio = medians[True] / medians[False]
+    # Each rep's two runs are next to each other in time: their ratio is the least
+    # disturbed by the machine's drift from minute to minute.
+    pairs = [
+        next(r for r in runs if r["rep"] == rep and r["cleanup"])["jobs_per_s"]
+        / next(r for r in runs if r["rep"] == rep and not r["cleanup"])["jobs_per_s"]
+        for rep in range(1, args.reps + 1)
+    ]
+    pair_ratio = statistics.median(pairs)
     print(
         f"median drain: {medians[False]:.0f} jobs/s alone, {medians[True]:.0f} jobs/s beside "
         f"a cleanup of {args.rows} rows, duty cycle {args.duty_cycle:g} ({ratio:.3f}x); "
         "the cleanup took a median "
-        f"{cleanup_seconds:.1f}s ({removed_rate:.0f} rows/s)"
+        f"{cleanup_seconds:.1f}s ({removed_rate:.0f} rows/s); ratio within each rep: "
+        f"{', '.join(f'{p:.2f}' for p in pairs)} (median {pair_ratio:.3f})"
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
@@ -229,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                 "runs": runs,
                 "median_jobs_per_s": {"alone": medians[False], "with_cleanup": medians[True]},
                 "ratio": ratio,
+                "ratios_within_reps": pairs,
+                "median_ratio_within_reps": pair_ratio,
                 "median_cleanup_seconds": cleanup_seconds,
                 "median_removed_per_s": removed_rate,
                 "python": platform.python_version(),

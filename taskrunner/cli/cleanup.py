@@ -18,7 +18,7 @@ from typing import Any
 
 from taskrunner.cli.common import EXIT_OK, RunnerFrom, binder, run
 from taskrunner.runner import TaskRunner
-from taskrunner.runner.cleanup import ALLOWED, STATUSES
+from taskrunner.runner.cleanup import ALLOWED, DEFAULT_DUTY_CYCLE, STATUSES
 
 EXIT_USAGE = 2  # as argparse's own usage errors
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -159,10 +159,10 @@ def add_cleanup_command(
     parser.add_argument(
         "--duty-cycle",
         type=_fraction,
-        default=1.0,
+        default=DEFAULT_DUTY_CYCLE,
         metavar="FRACTION",
-        help="rest between batches so they take this fraction of the time, like 0.25, "
-        "to leave the database to running workers (default: 1, no rest)",
+        help="rest between batches so they take this fraction of the time, leaving the "
+        f"database to running workers (default: {DEFAULT_DUTY_CYCLE:g}; 1: no rest)",
     )
     parser.add_argument(
         "--progress-every",

@@ -53,6 +53,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("taskrunner")
 
 CLEANUP_TASK = "taskrunner.cleanup"
+# A cleanup's statements take a quarter of its time by default: beside a running drain
+# (2 shared cores, benchmarks/cleanup_during_drain.py) full speed cost the drain about
+# 30 % of its rate, a quarter about the noise of the machine. Small cleanups (one batch)
+# never rest; pass 1 for full speed when no worker runs.
+DEFAULT_DUTY_CYCLE = 0.25
 STATUSES = ("queued", "paused", "running", "succeeded", "failed", "cancelled", ARCHIVED)
 ACTIONS = ("keep", "remove", "archive", "rerun")
 ALLOWED: Mapping[str, tuple[str, ...]] = {
@@ -243,7 +248,7 @@ class CleanupVerbs:
         dry_run: bool = False,
         batch_size: int = 1_000,
         progress: Progress | None = None,
-        duty_cycle: float = 1.0,
+        duty_cycle: float = DEFAULT_DUTY_CYCLE,
     ) -> Mapping[str, int]:
         """Act once, now, on the jobs of each status: keep them, remove them, archive
         them or run them again; returns how many jobs of each status were acted on.
@@ -254,9 +259,9 @@ class CleanupVerbs:
         With `dry_run` nothing changes and the counts say what would be acted on.
         Removal, archiving and reruns go in batches of `batch_size`, each a short
         transaction that skips rows locked by anything else; `progress(status, batches,
-        rows)` is called after each one. A `duty_cycle` below 1 (such as 0.25) rests
-        after each batch so the cleanup's statements take only that fraction of the
-        time, leaving the rest of the database to the workers; the cleanup takes longer.
+        rows)` is called after each one. With `duty_cycle` (0.25 by default) it rests
+        after each full batch so that its statements take only that fraction of the
+        time, leaving the rest of the database to the workers; 1 never rests.
         """
         planned = plan(
             {
@@ -322,7 +327,7 @@ class CleanupVerbs:
             cancelled: FinishedAction = "keep",
             archived: ArchivedAction = "keep",
             older_than: float | None = None,
-            duty_cycle: float = 1.0,
+            duty_cycle: float = DEFAULT_DUTY_CYCLE,
         ) -> dict[str, int]:
             counts = await runner.cleanup(
                 queued=queued,
