@@ -10,12 +10,12 @@ The worker keeps finished jobs (retention None) so that only the cleanup removes
 rows. Then the worker process times `run_worker(concurrency=16, stop_when_idle=True)`;
 the drain rate is --jobs over that time. With cleanup, a cleaner process starts first
 and removes the old rows (older than a day: never the drain's own) in its batches, at
---duty-cycle (the library's default, 0.25, unless given), while the worker drains.
+--duty-cycle (the library's default, 0.1, unless given), while the worker drains.
 Afterwards every drained job must have succeeded, and with cleanup every old row must
 be gone.
 
     python -m benchmarks.cleanup_during_drain [--dsn URI] [--reps 3] [--rows 1000000]
-                                              [--jobs 100000] [--duty-cycle 0.25]
+                                              [--jobs 100000] [--duty-cycle 0.1]
     python -m benchmarks.cleanup_during_drain --reps 1 --rows 50000 --jobs 10000  # quick
 
 Prints every run, then the medians side by side, and writes
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=100_000, help="jobs to drain")
     parser.add_argument("--batch", type=int, default=1_000, help="the cleanup's batch size")
     parser.add_argument(
-        "--duty-cycle", type=float, default=0.25, help="the cleanup's duty_cycle (1: no rest)"
+        "--duty-cycle", type=float, default=0.1, help="the cleanup's duty_cycle (1: no rest)"
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

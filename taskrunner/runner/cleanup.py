@@ -53,11 +53,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("taskrunner")
 
 CLEANUP_TASK = "taskrunner.cleanup"
-# A cleanup's statements take a quarter of its time by default: beside a running drain
-# (2 shared cores, benchmarks/cleanup_during_drain.py) full speed cost the drain about
-# 30 % of its rate, a quarter about the noise of the machine. Small cleanups (one batch)
-# never rest; pass 1 for full speed when no worker runs.
-DEFAULT_DUTY_CYCLE = 0.25
+# A cleanup's statements take a tenth of its time by default. Beside a running drain on
+# 2 shared cores (benchmarks/cleanup_during_drain.py, a million rows removed) full speed
+# left the drain about 0.6-0.7 of its rate, a quarter about 0.75, a tenth about 0.9, at
+# some 11,000 rows/s. Small cleanups (one batch) never rest; pass 1 for full speed when
+# no worker runs.
+DEFAULT_DUTY_CYCLE = 0.1
 STATUSES = ("queued", "paused", "running", "succeeded", "failed", "cancelled", ARCHIVED)
 ACTIONS = ("keep", "remove", "archive", "rerun")
 ALLOWED: Mapping[str, tuple[str, ...]] = {
@@ -259,7 +260,7 @@ class CleanupVerbs:
         With `dry_run` nothing changes and the counts say what would be acted on.
         Removal, archiving and reruns go in batches of `batch_size`, each a short
         transaction that skips rows locked by anything else; `progress(status, batches,
-        rows)` is called after each one. With `duty_cycle` (0.25 by default) it rests
+        rows)` is called after each one. With `duty_cycle` (0.1 by default) it rests
         after each full batch so that its statements take only that fraction of the
         time, leaving the rest of the database to the workers; 1 never rests.
         """
