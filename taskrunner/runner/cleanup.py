@@ -194,7 +194,7 @@ class CleanupVerbs:
 
     if TYPE_CHECKING:
         schema: str
-        tasks: dict[str, Task[..., Any]]
+        builtin_tasks: dict[str, Task[..., Any]]
 
         @property
         def job_queue(self) -> JobQueue: ...
@@ -203,7 +203,7 @@ class CleanupVerbs:
     _explicit_retention: bool
 
     def _init_cleanup(self, retention: Retention | None) -> None:
-        """Take the retention option, and register the built-in cleanup task."""
+        """Take the retention option, and add the built-in cleanup task."""
         if retention is not None and not isinstance(retention, Retention):
             raise InvalidArguments(
                 None,
@@ -212,7 +212,7 @@ class CleanupVerbs:
             )
         self._explicit_retention = retention is not None
         self.retention = retention if retention is not None else Retention()
-        self.tasks[CLEANUP_TASK] = self._cleanup_task()
+        self.builtin_tasks[CLEANUP_TASK] = self._cleanup_task()
 
     async def _settle_retention(self, db: Any) -> None:
         """Write the retention given to this runner to the schema, or take the schema's."""
@@ -233,7 +233,7 @@ class CleanupVerbs:
     def cleanup_task(self) -> Task[..., Any]:
         """The built-in task "taskrunner.cleanup": `cleanup()` with actions as strings and
         `older_than` in seconds, for `add_schedule` or `@runner.periodic`."""
-        return self.tasks[CLEANUP_TASK]
+        return self.builtin_tasks[CLEANUP_TASK]
 
     async def cleanup(
         self,

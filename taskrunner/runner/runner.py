@@ -129,8 +129,11 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs, CleanupVerbs):
         self._target: ResolvedDsn | None = None
         self._pool: asyncpg.Pool | None = None
         self._queue: JobQueue | None = None
+        # Built-in tasks that every worker of the runner runs, kept apart from `tasks`
+        # (the application's own); see _registered.
+        self.builtin_tasks: dict[str, Task[..., Any]] = {}
         # Retention of finished jobs is the schema's too (runner/cleanup.py); this also
-        # registers the built-in task "taskrunner.cleanup".
+        # adds the built-in task "taskrunner.cleanup".
         self._init_cleanup(retention)
 
     # ---- tasks ---------------------------------------------------------------------
@@ -191,17 +194,22 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs, CleanupVerbs):
         return register(func) if func is not None else register
 
     def _task_for(self, task: Task[..., Any] | str | Callable[..., Any]) -> Task[..., Any]:
-        if isinstance(task, str) and not self.strict_names and task not in self.tasks:
+        if isinstance(task, str) and not self.strict_names and self._registered(task) is None:
             return self._unregistered.get(task)
         if self._unregistered.holds(task):
             return task  # type: ignore[return-value]  # holds() checked that it is a Task
         name = task if isinstance(task, str) else getattr(task, "name", None)
         if name is None:
             name = f"{getattr(task, '__module__', '?')}.{getattr(task, '__qualname__', task)}"
-        found = self.tasks.get(name)
+        found = self._registered(name)
         if found is None:
             raise UnknownTask(name, list(self.tasks))
         return found
+
+    def _registered(self, name: str) -> Task[..., Any] | None:
+        """A task of this runner by name: one of its own, or a built-in one (such as
+        "taskrunner.cleanup", runner/cleanup.py), which `tasks` does not list."""
+        return self.tasks.get(name) or self.builtin_tasks.get(name)
 
     # ---- connection ----------------------------------------------------------------
 
@@ -451,7 +459,7 @@ class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs, CleanupVerbs):
         task is checked as by `enqueue`; for another the arguments are only JSON-encoded,
         and the worker that runs the task checks them (a job whose arguments do not fit
         fails without retries). Takes the same options as `enqueue`."""
-        task = self.tasks.get(name) if isinstance(name, str) else None
+        task = self._registered(name) if isinstance(name, str) else None
         return await self.enqueue(task or self._unregistered.get(name), *args, **options)
 
     # ---- jobs ----------------------------------------------------------------------

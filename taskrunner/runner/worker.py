@@ -21,7 +21,6 @@ from taskrunner.db import CLAIM_SESSION_SETTINGS, WORKER_COMMAND_TIMEOUT, connec
 from taskrunner.errors import DatabaseError
 from taskrunner.queue import AckResult, JobQueue, JobRow, Lease
 from taskrunner.runner.acks import AckWriter, job_log_extra
-from taskrunner.runner.cleanup import CLEANUP_TASK
 from taskrunner.runner.codec import ArgumentsError
 from taskrunner.runner.context import JobContext
 from taskrunner.runner.executors import Executors
@@ -71,7 +70,9 @@ class Worker:
         self.runner = runner
         self.settings = settings
         self.queue = runner.job_queue
-        self.tasks: dict[str, Task[..., Any]] = dict(runner.tasks)
+        self.has_own_tasks = bool(runner.tasks)
+        # The built-in tasks too (the cleanup task), so a schedule of them runs anywhere.
+        self.tasks: dict[str, Task[..., Any]] = {**runner.builtin_tasks, **runner.tasks}
         self.task_names = sorted(self.tasks)
         self.leases = {name: task.lease for name, task in self.tasks.items()}
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -118,7 +119,7 @@ class Worker:
             self._claim_task.cancel()
 
     async def run(self) -> None:
-        if not set(self.task_names) - {CLEANUP_TASK}:  # the built-in one alone is no work
+        if not self.has_own_tasks:  # the built-in ones alone are no work
             raise ValueError("this runner has no registered tasks: nothing to work on")
         loop = asyncio.get_running_loop()
         self._keeper = LeaseKeeper(

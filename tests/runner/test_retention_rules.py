@@ -147,7 +147,9 @@ async def test_a_keyed_job_goes_once_its_key_expired(pg_dsn: str, schema: str):
 
 async def test_every_runner_has_the_cleanup_task_named_taskrunner_cleanup(runner: TaskRunner):
     assert runner.cleanup_task.name == "taskrunner.cleanup"
-    assert runner.tasks["taskrunner.cleanup"] is runner.cleanup_task
+    assert "taskrunner.cleanup" not in runner.tasks  # the application's tasks only
+    job = await runner.enqueue("taskrunner.cleanup", succeeded="remove")
+    assert job.task == "taskrunner.cleanup"
 
 
 async def test_the_cleanup_task_run_by_a_worker_cleans_up_and_returns_its_counts(

@@ -28,8 +28,8 @@ APP = textwrap.dedent(
     def build(n: int) -> int:
         return n
 
-    if __name__ == "__main__":  # the names of the tasks it declares, not the built-in ones
-        print(sorted(name for name in runner.tasks if not name.startswith("taskrunner.")))
+    if __name__ == "__main__":
+        print(sorted(runner.tasks))
     """
 )
 
@@ -44,7 +44,7 @@ def run_python(cwd: Path, *argv: str) -> str:
 def names_when_imported(cwd: Path, module: str) -> str:
     code = (
         f"import sys; sys.path.insert(0, ''); import {module} as m;"
-        "print(sorted(n for n in m.runner.tasks if not n.startswith('taskrunner.')))"
+        f"print(sorted(m.runner.tasks))"
     )
     return run_python(cwd, "-c", code)
 
