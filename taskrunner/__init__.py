@@ -16,9 +16,11 @@ from taskrunner.errors import (
 )
 from taskrunner.jobs import Job, JobStatus, QueueStats, Stats
 from taskrunner.runner import (
+    Cleanup,
     JobContext,
     LogAttempts,
     Middleware,
+    Retention,
     Retry,
     Schedule,
     Task,
@@ -31,6 +33,7 @@ from taskrunner.runner import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cleanup",
     "IdempotencyConflict",
     "InvalidArguments",
     "InvalidSchedule",
@@ -44,6 +47,7 @@ __all__ = [
     "Middleware",
     "PermanentFailure",
     "QueueStats",
+    "Retention",
     "Retry",
     "RetryLater",
     "Schedule",

@@ -58,6 +58,17 @@ EXPECTED: dict[str, list[str]] = {
         "paused: True",
         "run now: job",
     ],
+    "cleanup": [
+        "dry run: {'succeeded': 2, 'failed': 1, 'cancelled': 1}",
+        "cleanup: {'succeeded': 2, 'failed': 1, 'cancelled': 1}",
+        "archived job: succeeded, result 'order 1 charged'",
+        "archive holds 2 jobs",
+        "key order-1 is free again: a new job, deduplicated=False",
+        "order 3 after its rerun: succeeded, 'order 3 charged'",
+        "refused: running: 'archive' is not allowed for running jobs",
+        "schedule weekly-cleanup: taskrunner.cleanup at '0 4 * * 0'",
+        "cleanup task: archived 0 failed, removed 0",
+    ],
     "middleware": [
         "resize_image: succeeded after 2 attempts -> cat.png resized",
         "timed examples.middleware.resize_image#2",

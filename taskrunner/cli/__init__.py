@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from taskrunner import __version__
+from taskrunner.cli.cleanup import add_cleanup_command
 from taskrunner.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -299,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_job_commands(commands, _add_connection_options, _runner_from)
     add_schedule_commands(commands, _add_connection_options, _runner_from)
+    add_cleanup_command(commands, _add_connection_options, _runner_from)
     return parser
 
 

@@ -208,13 +208,22 @@ class JobQueue:
 
     @translate_errors
     async def get(self, job_id: int) -> JobRow | None:
+        """The job, from the jobs table or else the archive (queue/cleanup.py)."""
         rows = await self.db.fetch(self.sql["get_jobs"], [job_id])
+        if not rows:
+            rows = await self.db.fetch(self.sql["get_archived_jobs"], [job_id])
         return job_row(rows[0]) if rows else None
 
     @translate_errors
     async def get_many(self, job_ids: Sequence[int]) -> dict[int, JobRow]:
+        """The jobs found, by id; ids the jobs table lacks are looked up in the archive."""
         rows = await self.db.fetch(self.sql["get_jobs"], list(job_ids))
-        return {r["id"]: job_row(r) for r in rows}
+        found = {r["id"]: job_row(r) for r in rows}
+        missing = [i for i in job_ids if i not in found]
+        if missing:
+            archived = await self.db.fetch(self.sql["get_archived_jobs"], missing)
+            found.update((r["id"], job_row(r)) for r in archived)
+        return found
 
     @translate_errors
     async def list_jobs(
@@ -226,12 +235,12 @@ class JobQueue:
         request_id: str | None = None,
         before_id: int | None = None,
         limit: int = 50,
+        archived: bool = False,
     ) -> list[JobRow]:
         """Newest first; every filter is optional. `before_id` pages: pass the last id of
-        the page before."""
-        rows = await self.db.fetch(
-            self.sql["list_jobs"], status, queue, task, request_id, before_id, limit
-        )
+        the page before. `archived` lists the archive instead of the jobs table."""
+        statement = self.sql["list_archived_jobs"] if archived else self.sql["list_jobs"]
+        rows = await self.db.fetch(statement, status, queue, task, request_id, before_id, limit)
         return [job_row(r) for r in rows]
 
     @translate_errors

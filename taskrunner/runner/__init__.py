@@ -1,5 +1,6 @@
 """Tasks and workers built on the bare queue."""
 
+from taskrunner.runner.cleanup import Cleanup, Retention
 from taskrunner.runner.context import (
     JobContext,
     current_job,
@@ -13,9 +14,11 @@ from taskrunner.runner.schedules import Schedule
 from taskrunner.runner.tasks import Task
 
 __all__ = [
+    "Cleanup",
     "JobContext",
     "LogAttempts",
     "Middleware",
+    "Retention",
     "Retry",
     "Schedule",
     "Task",

@@ -47,6 +47,9 @@ class ConnectionVerbs:
         _target: ResolvedDsn | None
         _pool: asyncpg.Pool | None
         _queue: JobQueue | None
+        _explicit_retention: bool
+
+        async def _settle_retention(self, db: Any) -> None: ...
 
     @property
     def target(self) -> ResolvedDsn:
@@ -115,6 +118,7 @@ class ConnectionVerbs:
                         raise SchemaOutOfDate(self.schema, pending)
             queue = JobQueue(pool, self.schema)
             await self._settle_idempotency_ttl(queue)
+            await self._settle_retention(pool)
         except BaseException:
             await pool.close()
             raise
@@ -175,6 +179,8 @@ class ConnectionVerbs:
             applied = await migrator.migrate(conn, dry_run=dry_run)
             if not dry_run and self._explicit_ttl:
                 await self._settle_idempotency_ttl(JobQueue(conn, self.schema))
+            if not dry_run and self._explicit_retention:
+                await self._settle_retention(conn)
             return applied
         finally:
             await conn.close()

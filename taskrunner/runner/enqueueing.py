@@ -35,6 +35,8 @@ class EnqueueVerbs:
         tasks: dict[str, Task[..., Any]]
         _unregistered: UnregisteredTasks
 
+        def _registered(self, name: str) -> Task[..., Any] | None: ...
+
         @property
         def job_queue(self) -> JobQueue: ...
 
@@ -140,7 +142,7 @@ class EnqueueVerbs:
         task is checked as by `enqueue`; for another the arguments are only JSON-encoded,
         and the worker that runs the task checks them (a job whose arguments do not fit
         fails without retries). Takes the same options as `enqueue`."""
-        task = self.tasks.get(name) if isinstance(name, str) else None
+        task = self._registered(name) if isinstance(name, str) else None
         return await self.enqueue(task or self._unregistered.get(name), *args, **options)
 
 

@@ -88,10 +88,13 @@ class JobVerbs:
         request_id: str | None = None,
         before_id: int | None = None,
         limit: int = 50,
+        archived: bool = False,
     ) -> list[Job]:
         """Newest jobs first, optionally of one status, queue, task (a Task or its name)
-        and/or request id. Pages: `before_id=` the last id of the page before."""
+        and/or request id. Pages: `before_id=` the last id of the page before. With
+        `archived=True` it lists the archive (jobs a cleanup archived) instead."""
         rows = await self.job_queue.list_jobs(
-            **list_filters(status, queue, task, request_id, before_id, limit)
+            **list_filters(status, queue, task, request_id, before_id, limit),
+            archived=bool(archived),
         )
         return [Job.from_row(r) for r in rows]

@@ -1,5 +1,5 @@
-"""A worker's maintenance: rescue jobs of dead workers, prune finished jobs, and warn
-about queued jobs of tasks no worker here knows.
+"""A worker's maintenance: rescue jobs of dead workers, prune finished jobs by the
+schema's retention, and warn about queued jobs of tasks no worker here knows.
 
 Rescue and pruning are separate supervised loops: a long prune never delays a rescue,
 and a failure of either is logged and the loop restarts with backoff.
@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 
 from taskrunner.queue import JobQueue
+from taskrunner.queue.cleanup import CleanupStore
 from taskrunner.runner.supervise import start_supervised
 from taskrunner.runner.unknown_tasks import UnknownTaskWatch
 
@@ -31,6 +32,7 @@ class Maintenance:
         self._prune_interval = prune_interval
         self._on_rescued = on_rescued
         self._next_prune: float | None = None  # kept across restarts of the loop
+        self._retention = CleanupStore(queue.db, queue.schema)
 
     def start(self) -> list[asyncio.Task[None]]:
         return [
@@ -49,11 +51,17 @@ class Maintenance:
 
     async def prune_loop(self) -> None:
         """First after `rescue_interval`, then every `prune_interval`: finished jobs past
-        the schema's key lifetime are deleted."""
+        the schema's retention for their status (runner/cleanup.py) are deleted.
+
+        A prune that runs out of its time budget with jobs still due starts again at once
+        instead of after the interval, so pruning keeps pace with any finish rate; each
+        batch is one short transaction, so that costs the claims nothing but a share of
+        the database's time.
+        """
         loop = asyncio.get_running_loop()
         if self._next_prune is None:
             self._next_prune = loop.time() + self._rescue_interval
         while True:
             await asyncio.sleep(max(0.0, self._next_prune - loop.time()))
-            await self._queue.delete_finished()  # by the schema's key lifetime
-            self._next_prune = loop.time() + self._prune_interval
+            _, done = await self._retention.prune()  # by the schema's retention
+            self._next_prune = loop.time() + (self._prune_interval if done else 0.0)

@@ -23,6 +23,7 @@ from taskrunner.limits import MAX_DELAY_SECONDS, MAX_TIMEOUT_SECONDS, check_int,
 from taskrunner.queue import JobQueue
 from taskrunner.queue.schedules import NewSchedule
 from taskrunner.runner.by_name import UnregisteredTasks
+from taskrunner.runner.cleanup import CleanupVerbs, Retention
 from taskrunner.runner.connection import (
     DEFAULT_IDEMPOTENCY_TTL,
     POOL_CLOSE_TIMEOUT,
@@ -43,7 +44,13 @@ R = TypeVar("R")
 
 
 class TaskRunner(
-    ConnectionVerbs, EnqueueVerbs, JobVerbs, ScheduleVerbs, MetadataVerbs, MiddlewareVerbs
+    ConnectionVerbs,
+    EnqueueVerbs,
+    JobVerbs,
+    ScheduleVerbs,
+    MetadataVerbs,
+    MiddlewareVerbs,
+    CleanupVerbs,
 ):
     """Tasks, enqueueing and workers over one PostgreSQL schema.
 
@@ -63,6 +70,7 @@ class TaskRunner(
         strict_names: bool = True,
         listen_dsn: str | None = None,
         middleware: Sequence[Middleware] = (),
+        retention: Retention | None = None,
     ) -> None:
         if dsn is not None and (not isinstance(dsn, str) or not dsn.strip()):
             raise InvalidArguments(
@@ -100,6 +108,12 @@ class TaskRunner(
         self._target: ResolvedDsn | None = None
         self._pool: asyncpg.Pool | None = None
         self._queue: JobQueue | None = None
+        # Built-in tasks that every worker of the runner runs, kept apart from `tasks`
+        # (the application's own); see _registered.
+        self.builtin_tasks: dict[str, Task[..., Any]] = {}
+        # Retention of finished jobs is the schema's too (runner/cleanup.py); this also
+        # adds the built-in task "taskrunner.cleanup".
+        self._init_cleanup(retention)
 
     # ---- tasks ---------------------------------------------------------------------
 
@@ -159,17 +173,22 @@ class TaskRunner(
         return register(func) if func is not None else register
 
     def _task_for(self, task: Task[..., Any] | str | Callable[..., Any]) -> Task[..., Any]:
-        if isinstance(task, str) and not self.strict_names and task not in self.tasks:
+        if isinstance(task, str) and not self.strict_names and self._registered(task) is None:
             return self._unregistered.get(task)
         if self._unregistered.holds(task):
             return task  # type: ignore[return-value]  # holds() checked that it is a Task
         name = task if isinstance(task, str) else getattr(task, "name", None)
         if name is None:
             name = f"{getattr(task, '__module__', '?')}.{getattr(task, '__qualname__', task)}"
-        found = self.tasks.get(name)
+        found = self._registered(name)
         if found is None:
             raise UnknownTask(name, list(self.tasks))
         return found
+
+    def _registered(self, name: str) -> Task[..., Any] | None:
+        """A task of this runner by name: one of its own, or a built-in one (such as
+        "taskrunner.cleanup", runner/cleanup.py), which `tasks` does not list."""
+        return self.tasks.get(name) or self.builtin_tasks.get(name)
 
     # ---- sync front ----------------------------------------------------------------
 

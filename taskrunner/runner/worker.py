@@ -73,7 +73,9 @@ class Worker:
         self.runner = runner
         self.settings = settings
         self.queue = runner.job_queue
-        self.tasks: dict[str, Task[..., Any]] = dict(runner.tasks)
+        self.has_own_tasks = bool(runner.tasks)
+        # The built-in tasks too (the cleanup task), so a schedule of them runs anywhere.
+        self.tasks: dict[str, Task[..., Any]] = {**runner.builtin_tasks, **runner.tasks}
         self.task_names = sorted(self.tasks)
         self.leases = {name: task.lease for name, task in self.tasks.items()}
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -121,7 +123,7 @@ class Worker:
             self._claim_task.cancel()
 
     async def run(self) -> None:
-        if not self.task_names:
+        if not self.has_own_tasks:  # the built-in ones alone are no work
             raise InvalidArguments(
                 None, "this runner has no registered tasks: nothing to work on", field="tasks"
             )

@@ -149,3 +149,20 @@ async def errors() -> str:
     except TaskRunnerError as exc:
         return str(exc)
     return ""
+
+
+async def retention_and_cleanup() -> tuple[int, list[Job]]:
+    keeping = TaskRunner(
+        retention=taskrunner.Retention(
+            succeeded=timedelta(hours=1), failed=None, cancelled=taskrunner.Retention.KEY_LIFETIME
+        )
+    )
+    counts = await keeping.cleanup(
+        succeeded="remove",
+        failed=taskrunner.Cleanup("archive", older_than=timedelta(days=1)),
+        running="rerun",
+        older_than=timedelta(days=7),
+    )
+    archived: list[Job] = await keeping.list_jobs(archived=True)
+    await keeping.cleanup_task.enqueue(succeeded="remove", older_than=7 * 86400.0)
+    return counts["succeeded"], archived

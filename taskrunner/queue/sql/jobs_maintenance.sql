@@ -28,16 +28,17 @@ RETURNING j.id, j.status::text, j.task, j.request_id;
 -- name: delete_finished
 -- Deletes up to $2 finished jobs (succeeded, failed, cancelled) that finished more than
 -- $1 seconds ago, or when $1 is null more than the schema's key lifetime ago (its
--- settings), oldest first; frees their idempotency keys. Returns how many. The caller
+-- settings); frees their idempotency keys. Returns how many. Not in age order: the
+-- index of 0007 orders finished jobs within each status, and one walk per status is the
+-- retention pruner's (jobs_cleanup.sql), which goes by each status's own rule. The caller
 -- loops over batches, each its own short transaction; SKIP LOCKED passes over a row
 -- something else holds (a retry of that job, a key being released), so pruning never
 -- waits on, nor holds up, anything else.
 WITH doomed AS (
     SELECT id FROM /*schema*/jobs
-    WHERE finished_at IS NOT NULL
+    WHERE status IN ('succeeded', 'failed', 'cancelled')
       AND finished_at < now() - make_interval(secs => coalesce(
           $1::float8, (SELECT s.idempotency_ttl FROM /*schema*/settings AS s)))
-    ORDER BY finished_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ),
