@@ -60,13 +60,18 @@ def _is_closed_connection(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
 
 
+def is_connection_lost(exc: BaseException) -> bool:
+    """A driver error after which only a new connection helps (see CONNECTION_ERRORS)."""
+    return isinstance(exc, CONNECTION_ERRORS) or _is_closed_connection(exc)
+
+
 def translate_error(exc: BaseException, schema: str = "?") -> TaskRunnerError:
     """The taskrunner error for a driver error (its cause is the driver's error)."""
     if isinstance(exc, TaskRunnerError):
         return exc
     if isinstance(exc, asyncpg.exceptions.OutdatedSchemaCacheError):  # the connection is fine
         return DatabaseError(str(exc))
-    if isinstance(exc, CONNECTION_ERRORS) or _is_closed_connection(exc):
+    if is_connection_lost(exc):
         detail = str(exc) or type(exc).__name__
         if isinstance(exc, TimeoutError):
             detail = "no answer in time (the connection or the server may be dead)"

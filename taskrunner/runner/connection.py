@@ -26,9 +26,12 @@ from taskrunner.db import (
     resolve_dsn,
 )
 from taskrunner.errors import SchemaOutOfDate, TaskRunnerError
-from taskrunner.queue import JobQueue
+from taskrunner.queue import JobQueue, is_connection_lost, translate_error
 
 log = logging.getLogger("taskrunner")
+
+OPEN_RETRY_FIRST = 0.5  # seconds before the second try of an opening cut short
+OPEN_RETRY_MAX = 10.0
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0  # a new schema's (migration 0004)
 POOL_CLOSE_TIMEOUT = 1.0  # a worker's pool, at the end of its shutdown
 
@@ -82,11 +85,45 @@ class ConnectionVerbs:
         await self._open(wait=CONNECT_WAIT, for_worker=False)
 
     async def _open(self, *, wait: float | None, for_worker: bool) -> None:
-        """Open with `wait` seconds of tries (None: until the server answers). A runner
-        opened for its worker gives its pool the worker's timeouts; it migrates over a
-        connection of its own, whose statements may take as long as they need."""
+        """Open with `wait` seconds of tries (None: until the server answers).
+
+        A connection lost half-way (the server restarted or ended it while migrating or
+        reading settings) is one more failed try, not a driver error for the caller: the
+        whole opening starts again with backoff, one log line per try, within the same
+        `wait`. Any other driver error becomes a TaskRunnerError."""
         if self._queue is not None:
             return
+        loop = asyncio.get_running_loop()
+        deadline = None if wait is None else loop.time() + wait
+        tries = 0
+        while True:
+            tries += 1
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            try:
+                await self._open_once(wait=left, for_worker=for_worker)
+                return
+            except TaskRunnerError:
+                raise
+            except Exception as exc:
+                error = translate_error(exc, self.schema)
+                if not is_connection_lost(exc):
+                    raise error from exc
+                delay = min(OPEN_RETRY_MAX, OPEN_RETRY_FIRST * 2 ** min(tries - 1, 10))
+                if deadline is not None and loop.time() + delay > deadline:
+                    raise error from exc
+                log.warning(
+                    "opening schema %s: %s; try %d failed, trying again in %.1fs",
+                    self.schema,
+                    error,
+                    tries,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _open_once(self, *, wait: float | None, for_worker: bool) -> None:
+        """One try of `_open`. A runner opened for its worker gives its pool the
+        worker's timeouts; it migrates over a connection of its own, whose statements
+        may take as long as they need."""
         target = await self._resolve()
         migrator = Migrator(self.schema)
         pool_options: dict[str, Any] = {}

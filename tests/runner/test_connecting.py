@@ -102,6 +102,63 @@ async def test_runners_migrating_at_once_apply_each_migration_exactly_once(
 # ---- open(): auto_migrate ------------------------------------------------------------
 
 
+async def waiting_backend(dsn: str, timeout: float = 10.0) -> int:
+    """The pid of the backend waiting for a migration lock. Asked on a connection of its
+    own: inside a transaction pg_stat_activity keeps the view it first showed."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = await conn.fetchval(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%pg_advisory_xact_lock%' AND datname = current_database()"
+                " LIMIT 1"
+            )
+            if pid is not None:
+                return int(pid)
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+    raise AssertionError("no backend waited for the migration lock")
+
+
+@pytest.mark.parametrize("opening", ["open", "worker"])
+async def test_a_connection_ended_while_migrating_is_a_failed_try_and_the_opening_goes_on(
+    pg_dsn: str, bare_schema: str, opening: str
+):
+    runner = TaskRunner(pg_dsn, schema=bare_schema)
+
+    @runner.task
+    async def noop() -> int:
+        return 1
+
+    holder = await asyncpg.connect(pg_dsn)
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"taskrunner.migrate:{bare_schema}",
+        )
+        if opening == "open":
+            started: asyncio.Task[None] = asyncio.ensure_future(runner.open())
+        else:
+            started = asyncio.ensure_future(
+                runner.run_worker(stop_when_idle=True, handle_signals=False)
+            )
+        victim = await waiting_backend(pg_dsn)
+        await holder.execute("SELECT pg_terminate_backend($1)", victim)
+        await transaction.rollback()
+        await asyncio.wait_for(started, 20)
+        if opening == "open":
+            job = await noop.enqueue()
+            assert job.status is JobStatus.QUEUED
+    finally:
+        await holder.close()
+        await runner.close()
+    assert await schema_exists(pg_dsn, bare_schema)
+
+
 async def test_open_with_auto_migrate_migrates_the_schema(pg_dsn: str, bare_schema: str):
     runner = TaskRunner(pg_dsn, schema=bare_schema, auto_migrate=True)
 
