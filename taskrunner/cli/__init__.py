@@ -15,6 +15,7 @@ from typing import Any
 
 from taskrunner import __version__
 from taskrunner.cli.jobs import add_job_commands
+from taskrunner.cli.queues import add_queue_commands
 from taskrunner.cli.schedules import add_schedule_commands
 from taskrunner.errors import TaskRunnerError
 from taskrunner.jobs import Job
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_job_commands(commands, _add_connection_options, _runner_from)
     add_schedule_commands(commands, _add_connection_options, _runner_from)
+    add_queue_commands(commands, _add_connection_options, _runner_from)
     return parser
 
 

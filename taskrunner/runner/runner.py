@@ -56,6 +56,7 @@ from taskrunner.runner.options import (
     check_keys,
     list_filters,
 )
+from taskrunner.runner.queues import QueueVerbs
 from taskrunner.runner.results import typed_result
 from taskrunner.runner.retry import Retry
 from taskrunner.runner.schedules import ScheduleVerbs
@@ -71,7 +72,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs):
+class TaskRunner(ScheduleVerbs, MetadataVerbs, MiddlewareVerbs, QueueVerbs):
     """Tasks, enqueueing and workers over one PostgreSQL schema.
 
     The DSN is the first that is set of: `dsn`, $TASKRUNNER_DSN, $DATABASE_URL; without
