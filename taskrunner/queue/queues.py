@@ -15,7 +15,7 @@ import msgspec
 
 from taskrunner.queue.errors import translate_errors
 from taskrunner.queue.notify import jobs_channel
-from taskrunner.queue.records import JobRow, positional_job_row
+from taskrunner.queue.records import JobRow, Lease, positional_job_row
 from taskrunner.queue.statements import statements_for
 
 # A pool or one connection (asyncpg ships no types, so this is documentation).
@@ -99,10 +99,12 @@ class QueueControls:
         limit: int,
         owner: str,
         lease: Mapping[str, float],
+        ended: Sequence[Lease] = (),
     ) -> list[JobRow]:
         """Claim up to `limit` jobs of one limited queue, within its free slots and its
         rate, in claim order. Jobs with no attempts left come back failed; the caller
-        keeps the running ones."""
+        keeps the running ones. `ended`: leases of the caller's in this queue whose
+        handlers have ended, outcome not written yet; their slots are free."""
         if limit <= 0 or not tasks:
             return []
         task_list = list(tasks)
@@ -113,5 +115,7 @@ class QueueControls:
             limit,
             [float(lease.get(t, 30.0)) for t in task_list],
             owner,
+            [e.job_id for e in ended],
+            [e.lease_id for e in ended],
         )
         return [positional_job_row(r) for r in rows]

@@ -4,6 +4,10 @@ The ordinary claim leaves paused and limited queues out, whatever this worker be
 this part only learns, every poll interval, which queues are limited, and claims from
 them through the database's `claim_limited`, which holds each queue's lock while it
 counts. A stale list costs at most a poll interval of delay, never a broken limit.
+
+A slot is free once its handler has ended: the next claim of the queue names the
+leases of this worker's jobs that ended since (their outcomes may still be on their way
+to the database), so a limited queue does not wait one ack per job.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from taskrunner.queue import AckResult, JobRow
+from taskrunner.queue import AckResult, JobRow, Lease
 from taskrunner.queue.queues import QueueControls
 
 log = logging.getLogger("taskrunner")
@@ -29,7 +33,26 @@ class LimitedClaims:
         self.names: list[str] = []
         self._refreshed_at = float("-inf")
         self._turn = 0
-        self._held: set[int] = set()  # jobs claimed here whose outcome is not written yet
+        # Jobs claimed here that hold a slot as far as the database knows: by job id, the
+        # queue and lease. Those whose handler ended wait in _ended for the next claim.
+        self._held: dict[int, tuple[str, Lease]] = {}
+        self._ended: dict[str, dict[int, Lease]] = {}
+        self._ordinary_dry_until = float("-inf")
+
+    def ordinary_due(self) -> bool:
+        """Whether the ordinary claim should run now. While this worker serves limited
+        queues it wakes at every handler's end; the ordinary claim, once it found its
+        queues dry, waits for a notification of new jobs or the poll interval, as an
+        idle worker does, instead of costing a round trip per wake-up."""
+        return time.monotonic() >= self._ordinary_dry_until
+
+    def ordinary_claimed(self, ran_dry: bool) -> None:
+        """The ordinary claim got fewer jobs than it asked for (`ran_dry`), or jobs
+        were announced and it should run at the next wake-up."""
+        if ran_dry and self.names:
+            self._ordinary_dry_until = time.monotonic() + self.refresh_every
+        else:
+            self._ordinary_dry_until = float("-inf")
 
     @property
     def active(self) -> bool:
@@ -59,13 +82,18 @@ class LimitedClaims:
         for name in order:
             if len(claimed) >= limit:
                 break
+            ended = self._ended.get(name, {})
+            told = list(ended.values())
             rows = await controls.claim_limited(
-                name, tasks, limit=limit - len(claimed), owner=owner, lease=lease
+                name, tasks, limit=limit - len(claimed), owner=owner, lease=lease, ended=told
             )
+            for done in told:  # the database has let their slots go
+                ended.pop(done.job_id, None)
+                self._held.pop(done.job_id, None)
             for row in rows:
                 if row.status == "running":
                     claimed.append(row)
-                    self._held.add(row.id)
+                    self._held[row.id] = (name, row.lease)
                 else:
                     log.error(
                         "job %s failed without running: %s",
@@ -75,12 +103,25 @@ class LimitedClaims:
                     )
         return claimed
 
+    def ended(self, job_id: int) -> bool:
+        """A handler of this worker ended: whether it held a slot of a limited queue
+        (free now, so worth claiming into at once)."""
+        held = self._held.get(job_id)
+        if held is None:
+            return False
+        queue, lease = held
+        self._ended.setdefault(queue, {})[job_id] = lease
+        return True
+
     def written(self, result: AckResult) -> bool:
-        """Outcomes were written (or found lost): whether one of those jobs held a slot
-        of a limited queue, free now and so worth claiming into at once."""
+        """Outcomes were written (or found lost): whether one of those jobs still held a
+        slot of a limited queue (free now)."""
         if not self._held:
             return False
-        done = set(result.applied).union(lease.job_id for lease in result.lost)
-        freed = self._held.intersection(done)
-        self._held.difference_update(done)
-        return bool(freed)
+        freed = False
+        for job_id in [*result.applied, *(lease.job_id for lease in result.lost)]:
+            held = self._held.pop(job_id, None)
+            if held is not None:
+                freed = True
+                self._ended.get(held[0], {}).pop(job_id, None)
+        return freed

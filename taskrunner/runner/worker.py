@@ -215,13 +215,16 @@ class Worker:
                         owner=self.owner,
                         lease=self.leases,
                     )
-                    claimed += await claimer.claim(
-                        self.task_names,
-                        limit=free - len(claimed),
-                        owner=self.owner,
-                        lease=self.leases,
-                        queues=self.settings.queues,
-                    )
+                    if self._limited.ordinary_due():
+                        ordinary = await claimer.claim(
+                            self.task_names,
+                            limit=free - len(claimed),
+                            owner=self.owner,
+                            lease=self.leases,
+                            queues=self.settings.queues,
+                        )
+                        self._limited.ordinary_claimed(len(ordinary) < free - len(claimed))
+                        claimed += ordinary
                     self._start(claimed)
                 if self.settings.stop_when_idle and not self.running and not claimed:
                     if await self._idle_now():
@@ -348,10 +351,13 @@ class Worker:
                 del self.running[job.id]
             if len(self.running) == self.settings.concurrency - 1:
                 self._wakeup.set()  # we were full: a slot is free to claim into
+            if self._limited.ended(job.id):
+                self._wakeup.set()  # a limited queue's slot is free
 
     def _on_job(self, queue_name: str) -> None:
         queues = self.settings.queues
         if queues is None or queue_name in queues:
+            self._limited.ordinary_claimed(ran_dry=False)
             self._wakeup.set()
 
     def _cancel_running(self, job_id: int) -> None:

@@ -163,3 +163,30 @@ async def test_claiming_from_a_never_analysed_backlog_walks_the_claim_index_with
         ("Index Scan", "jobs_claim_order")
     ], json.dumps(inner)
     assert not any(n["Node Type"] == "Sort" for n in inner), json.dumps(inner)
+
+
+@pytest.mark.parametrize(
+    ("statement", "args"),
+    [
+        ("claim_batch", (["t"], None, 10, [30.0], "w")),
+        ("claim_limited", ("q", ["t"], 10, [30.0], "w", [], [])),
+        ("limited_queues", ()),
+    ],
+)
+async def test_the_claims_cost_too_little_for_jit_in_a_workers_session(
+    pg_dsn: str, long_history: str, statement: str, args: tuple[Any, ...]
+):
+    """A worker's claim session plans with enable_seqscan off: a sequential scan left in
+    a plan, even of a table of three rows, costs it past jit_above_cost, and every claim
+    would be compiled (a third of a second each)."""
+    from taskrunner.db import CLAIM_SESSION_SETTINGS
+
+    sql = statements_for(long_history)[statement]
+    conn = await asyncpg.connect(pg_dsn, server_settings=CLAIM_SESSION_SETTINGS)
+    try:
+        jit_above = float(await conn.fetchval("SHOW jit_above_cost"))
+        plan = await explain(conn, sql, *args)
+    finally:
+        await conn.close()
+
+    assert plan["Total Cost"] < jit_above, json.dumps(plan)

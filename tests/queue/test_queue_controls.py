@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from taskrunner.queue import Completion, Failure, JobQueue, NewJob
+from taskrunner.queue import Completion, Failure, JobQueue, Lease, NewJob
 from taskrunner.queue.queues import QueueControls
 
 LEASES = {"t": 30.0}
@@ -236,3 +236,23 @@ async def test_resume_and_configure_wake_idle_workers(
         assert await asyncio.wait_for(heard.get(), 5) == "r"
     finally:
         await listener.close()
+
+
+async def test_the_holder_of_a_slot_may_free_it_before_its_ack_with_its_lease(
+    queue: JobQueue, controls: QueueControls
+):
+    await enqueue(queue, "serial", 3)
+    await controls.configure("serial", concurrency=1, rate_limit=None, rate_per=None)
+    (first,) = await controls.claim_limited("serial", ["t"], limit=5, owner="w", lease=LEASES)
+    forged = Lease(job_id=first.id, lease_id=first.lease.lease_id + 1)
+
+    assert (
+        await controls.claim_limited(
+            "serial", ["t"], limit=5, owner="w", lease=LEASES, ended=[forged]
+        )
+        == []
+    )
+    (second,) = await controls.claim_limited(
+        "serial", ["t"], limit=5, owner="w", lease=LEASES, ended=[first.lease]
+    )
+    assert second.id != first.id

@@ -1,20 +1,23 @@
 -- name: claim_limited
 -- Claims up to $3 jobs of one limited queue ($1) for the tasks $2 with their leases $4,
 -- for owner $5: claim_limited() of migration 0008 holds the queue's lock while it counts
--- its free slots and its rate, so the limits hold across every worker. The columns come
--- back as claim_batch returns them (by position, JSON as bytes).
+-- its free slots and its rate, so the limits hold across every worker. $6/$7: jobs and
+-- leases of the caller's whose handlers ended, outcome not written yet (their slots are
+-- free). The columns come back as claim_batch returns them (by position, JSON as bytes).
 SELECT j.id, j.task, j.queue, j.status, convert_to(j.args::text, 'UTF8'),
        convert_to(j.kwargs::text, 'UTF8'), j.priority, j.run_at, j.attempts,
        j.max_attempts, j.idempotency_key, j.fingerprint, j.request_id, j.lease_id,
        j.lease_owner, j.lease_expires_at, j.cancel_requested, j.last_error,
        convert_to(j.result::text, 'UTF8'), j.created_at, j.started_at, j.finished_at
-FROM /*schema*/claim_limited($1::text, $2::text[], $3::int, $4::float8[], $5::text) AS j;
+FROM /*schema*/claim_limited($1::text, $2::text[], $3::int, $4::float8[], $5::text,
+                             $6::bigint[], $7::bigint[]) AS j;
 
 -- name: limited_queues
 -- The queues a worker must claim through claim_limited: a limit and not paused. Workers
 -- read it every poll interval; it only tells them where to look (the claims decide).
 SELECT name FROM /*schema*/queues
-WHERE NOT paused AND (concurrency IS NOT NULL OR rate_limit IS NOT NULL)
+WHERE (paused OR concurrency IS NOT NULL OR rate_limit IS NOT NULL)  -- queues_restricted
+  AND NOT paused AND (concurrency IS NOT NULL OR rate_limit IS NOT NULL)
 ORDER BY name;
 
 -- name: configure_queue
