@@ -24,12 +24,21 @@
 -- Every value arrives as a parameter and is stored as data; nothing here builds SQL from
 -- its input. Task names and queues follow the Python limits (1 to 200 characters).
 
-CREATE FUNCTION /*schema*/jobs_channel() RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT n.nspname || '.jobs'
-    FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-    WHERE c.oid = '/*schema*/jobs'::regclass
-$$;
+-- The wake-up channel "<schema>.jobs", written into the function as a constant when
+-- this migration runs (the schema's name is known only then): an immutable function of
+-- a constant is folded into the plans that call it. Looking the name up in the catalog
+-- on every enqueue cost a quarter of the enqueue.
+DO $do$
+BEGIN
+    EXECUTE format(
+        'CREATE FUNCTION /*schema*/jobs_channel() RETURNS text LANGUAGE sql IMMUTABLE AS %L',
+        'SELECT ' || quote_literal((
+            SELECT n.nspname || '.jobs'
+            FROM pg_catalog.pg_class AS c
+            JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+            WHERE c.oid = '/*schema*/jobs'::regclass)));
+END
+$do$;
 
 CREATE FUNCTION /*schema*/sql_fingerprint(p_args jsonb, p_kwargs jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$

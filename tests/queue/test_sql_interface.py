@@ -145,7 +145,7 @@ async def test_a_whole_job_life_from_sql_alone(db: asyncpg.Connection, schema: s
     )  # fmt: skip
     assert (await job(db, schema, job_id))["lease_owner"] == "worker-7"
     applied = await db.fetchval(
-        f"SELECT \"{schema}\".complete($1, $2, result => '{{\"ok\": true}}')",
+        f'SELECT "{schema}".complete($1, $2, result => \'{{"ok": true}}\')',
         claimed["id"],
         claimed["lease_id"],
     )
@@ -192,7 +192,7 @@ async def test_a_stale_leases_complete_and_fail_change_nothing(
     (current,) = await claim(db, schema, "fast", ["t"])
     before = await job(db, schema, job_id)
 
-    complete = f"SELECT \"{schema}\".complete($1, $2, result => '\"late\"')"
+    complete = f'SELECT "{schema}".complete($1, $2, result => \'"late"\')'
     fail = f"SELECT \"{schema}\".fail($1, $2, error => 'late')"
     assert await db.fetchval(complete, job_id, stale["lease_id"]) is False
     assert await db.fetchval(fail, job_id, stale["lease_id"]) is False
