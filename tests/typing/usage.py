@@ -149,3 +149,16 @@ async def errors() -> str:
     except TaskRunnerError as exc:
         return str(exc)
     return ""
+
+
+async def queue_controls() -> list[taskrunner.QueueInfo]:
+    await runner.configure_queue("reports", concurrency=2)
+    limit = taskrunner.RateLimit(100, per=timedelta(seconds=1))
+    await runner.configure_queue("emails", rate_limit=limit)
+    paused: bool = await runner.pause_queue("reports")
+    resumed: bool = await runner.resume_queue("reports")
+    infos = await runner.queues()
+    first: taskrunner.RateLimit | None = infos[0].rate_limit if infos else None
+    counts: dict[str, int] = infos[0].counts if infos else {}
+    assert paused or resumed or first is None or counts is not None
+    return infos
