@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -116,3 +117,31 @@ async def test_queue_names_are_checked_and_hostile_ones_stay_data(runner: TaskRu
 def test_a_rate_limit_needs_a_positive_count_and_period(n: object, per: object):
     with pytest.raises(InvalidArguments):
         RateLimit(n, per=per)  # type: ignore[arg-type]
+
+
+async def test_a_running_worker_obeys_a_pause_and_a_limit_set_after_it_started(
+    runner: TaskRunner,
+):
+    from worker_helpers import Concurrency, background_worker, eventually
+
+    peak = Concurrency()
+    gate = asyncio.Event()
+
+    @runner.task(name="t")
+    async def t(i: int) -> None:
+        with peak.running(i):
+            await asyncio.wait_for(gate.wait(), 10)
+
+    async with background_worker(runner, concurrency=4, poll_interval=0.05):
+        await runner.pause_queue("held")
+        await runner.configure_queue("serial", concurrency=1)
+        held = await t.enqueue(0, queue="held")
+        await runner.enqueue_many(t, [(i,) for i in range(1, 4)], queue="serial")
+        await eventually(lambda: peak.now == 1, message="the serial queue's first job")
+        gate.set()
+        await eventually(lambda: len(peak.started) == 3, message="the serial queue drained")
+        assert (await runner.get_job(held.id)).status == "queued"  # type: ignore[union-attr]
+        await runner.resume_queue("held")
+        await runner.wait(held.id, timeout=10)
+
+    assert peak.peak == 1
