@@ -73,6 +73,16 @@ EXPECTED: dict[str, list[str]] = {
         "resize_image: succeeded after 2 attempts -> cat.png resized",
         "timed examples.middleware.resize_image#2",
     ],
+    "triggers": [
+        "bob's signup rolled back: no job for it",
+        "welcome mail to ada@example.com (signup 1)",
+        "sent 2 mails: ada@example.com, from-sql@example.com",
+    ],
+    "serial_queue": [
+        "ledger posted in order: True, at most 1 at once",
+        "thumbnails while paused: {'queued': 6}",
+        "thumbnails after resume: at most 2 at once",
+    ],
     "process_executor": [
         "4 processes",
         "failed after 1 attempt: JobTimeout",

@@ -28,6 +28,7 @@ from taskrunner.cli.common import (
     exit_code_of,
 )
 from taskrunner.cli.jobs import add_job_commands
+from taskrunner.cli.queues import add_queue_commands
 from taskrunner.cli.schedules import add_schedule_commands
 from taskrunner.db import validate_schema
 from taskrunner.errors import InvalidSchemaName, TaskRunnerError
@@ -301,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_job_commands(commands, _add_connection_options, _runner_from)
     add_schedule_commands(commands, _add_connection_options, _runner_from)
     add_cleanup_command(commands, _add_connection_options, _runner_from)
+    add_queue_commands(commands, _add_connection_options, _runner_from)
     return parser
 
 

@@ -24,6 +24,9 @@ from taskrunner.queue.records import EnqueueResult, JobRow, NewJob, job_row
 # A pool or one connection (asyncpg ships no types, so this is documentation).
 Executor: TypeAlias = Any
 _MAX_ENQUEUE_ROUNDS = 20
+# Fingerprints of jobs written by the SQL enqueue (migration 0009): it cannot bind a call
+# to a signature, so against such a holder "the same call" is equal args and kwargs.
+SQL_FINGERPRINT_PREFIX = "sql:"
 
 
 class _InsertRow(msgspec.Struct):
@@ -254,7 +257,11 @@ class Enqueuer:
                 elif record["key_expired"]:
                     expired.append(row.id)
                     retry.append(index)
-                elif row.fingerprint == fingerprints[index]:
+                elif row.fingerprint == fingerprints[index] or (
+                    row.fingerprint is not None
+                    and row.fingerprint.startswith(SQL_FINGERPRINT_PREFIX)
+                    and record["same_arguments"]
+                ):
                     settled[index] = EnqueueResult(job=row, deduplicated=True)
                 else:
                     key = jobs[index].idempotency_key

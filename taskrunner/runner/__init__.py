@@ -8,6 +8,7 @@ from taskrunner.runner.context import (
     request_context,
 )
 from taskrunner.runner.middleware import LogAttempts, Middleware
+from taskrunner.runner.queues import QueueInfo, RateLimit
 from taskrunner.runner.retry import Retry
 from taskrunner.runner.runner import TaskRunner
 from taskrunner.runner.schedules import Schedule
@@ -18,6 +19,8 @@ __all__ = [
     "JobContext",
     "LogAttempts",
     "Middleware",
+    "QueueInfo",
+    "RateLimit",
     "Retention",
     "Retry",
     "Schedule",

@@ -33,6 +33,7 @@ from taskrunner.runner.enqueueing import EnqueueVerbs
 from taskrunner.runner.job_verbs import JobVerbs
 from taskrunner.runner.metadata import MetadataVerbs
 from taskrunner.runner.middleware import Middleware, MiddlewareVerbs
+from taskrunner.runner.queues import QueueVerbs
 from taskrunner.runner.retry import Retry
 from taskrunner.runner.schedules import ScheduleVerbs
 from taskrunner.runner.sync import SyncRunner
@@ -51,6 +52,7 @@ class TaskRunner(
     MetadataVerbs,
     MiddlewareVerbs,
     CleanupVerbs,
+    QueueVerbs,
 ):
     """Tasks, enqueueing and workers over one PostgreSQL schema.
 

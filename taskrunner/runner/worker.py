@@ -27,6 +27,7 @@ from taskrunner.runner.context import JobContext
 from taskrunner.runner.executors import Executors
 from taskrunner.runner.fencing import Fence
 from taskrunner.runner.leases import LeaseKeeper
+from taskrunner.runner.limited_claims import LimitedClaims
 from taskrunner.runner.listening import Notifications
 from taskrunner.runner.maintenance import Maintenance
 from taskrunner.runner.outcomes import Execution, Outcomes
@@ -92,6 +93,7 @@ class Worker:
         self._claimer: JobQueue | None = None  # claims, on a connection of their own
         self._claim_task: asyncio.Task[None] | None = None
         self._fence: Fence | None = None
+        self._limited = LimitedClaims(runner.schema, settings.queues, settings.poll_interval)
         self._unknown_tasks = UnknownTaskWatch(self.queue, self.task_names, settings.queues)
         # Behind a pooler in transaction mode without a direct connection: no LISTEN.
         listen_at = listen_target(runner.target, runner.listen_dsn)
@@ -219,18 +221,32 @@ class Worker:
             try:
                 if free > 0:
                     claimer = await self._claim_queue()
-                    sent = time.monotonic()
-                    claimed = await claimer.claim(
+                    sent = time.monotonic()  # the leases hold from before this (fencing)
+                    # Limited queues first: their limits cap them, and the ordinary
+                    # claim would otherwise take every slot while it has a backlog.
+                    claimed = await self._limited.claim(
+                        claimer.db,
                         self.task_names,
                         limit=free,
                         owner=self.owner,
                         lease=self.leases,
-                        queues=self.settings.queues,
                     )
+                    if self._limited.ordinary_due():
+                        ordinary = await claimer.claim(
+                            self.task_names,
+                            limit=free - len(claimed),
+                            owner=self.owner,
+                            lease=self.leases,
+                            queues=self.settings.queues,
+                        )
+                        self._limited.ordinary_claimed(len(ordinary) < free - len(claimed))
+                        claimed += ordinary
                     self._start(claimed, sent)
                 if self.settings.stop_when_idle and not self.running and not claimed:
                     if await self._idle_now():
                         return
+                    if self._limited.active:  # runnable, but waiting for a slot elsewhere
+                        await self._sleep_unless_stopping(self.settings.poll_interval)
                     continue
                 failures = 0
             except DatabaseError as exc:
@@ -362,10 +378,13 @@ class Worker:
                 del self.running[job.id]
             if len(self.running) == self.settings.concurrency - 1:
                 self._wakeup.set()  # we were full: a slot is free to claim into
+            if self._limited.ended(job.id):
+                self._wakeup.set()  # a limited queue's slot is free
 
     def _on_job(self, queue_name: str) -> None:
         queues = self.settings.queues
         if queues is None or queue_name in queues:
+            self._limited.ordinary_claimed(ran_dry=False)
             self._wakeup.set()
 
     def _cancel_running(self, job_id: int) -> None:
@@ -404,6 +423,7 @@ class Worker:
     def _on_acks_written(self, result: AckResult) -> None:
         # A retry may be due now, claims may resume, or idleness is to be checked.
         wake = self._claims_paused or self.settings.stop_when_idle
+        wake = self._limited.written(result) or wake  # a limited queue's slot is free
         if wake or "queued" in result.applied.values():
             self._wakeup.set()
 

@@ -166,3 +166,16 @@ async def retention_and_cleanup() -> tuple[int, list[Job]]:
     archived: list[Job] = await keeping.list_jobs(archived=True)
     await keeping.cleanup_task.enqueue(succeeded="remove", older_than=7 * 86400.0)
     return counts["succeeded"], archived
+
+
+async def queue_controls() -> list[taskrunner.QueueInfo]:
+    await runner.configure_queue("reports", concurrency=2)
+    limit = taskrunner.RateLimit(100, per=timedelta(seconds=1))
+    await runner.configure_queue("emails", rate_limit=limit)
+    paused: bool = await runner.pause_queue("reports")
+    resumed: bool = await runner.resume_queue("reports")
+    infos = await runner.queues()
+    first: taskrunner.RateLimit | None = infos[0].rate_limit if infos else None
+    counts: dict[str, int] = infos[0].counts if infos else {}
+    assert paused or resumed or first is None or counts is not None
+    return infos

@@ -69,11 +69,14 @@ SELECT count(*) FROM /*schema*/jobs
 WHERE status = 'queued' AND ($1::text[] IS NULL OR queue = ANY($1::text[]));
 
 -- name: runnable_exists
--- Whether any of these tasks has a job that could be claimed now.
+-- Whether any of these tasks has a job that could be claimed now (a paused queue's jobs
+-- cannot; a limited queue's may, once a slot frees).
 SELECT EXISTS (
     SELECT 1 FROM /*schema*/jobs
     WHERE status = 'queued' AND run_at <= now() AND task = ANY($1::text[])
       AND ($2::text[] IS NULL OR queue = ANY($2::text[]))
+      AND nullif(queue = ANY(ARRAY(SELECT q.name FROM /*schema*/queues AS q WHERE q.paused)),
+                 true) IS NOT NULL  -- estimated as nearly always true (see claim_batch)
 );
 
 -- name: next_run_at

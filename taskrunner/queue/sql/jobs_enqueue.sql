@@ -36,13 +36,16 @@ notified AS (  -- delivered when the transaction commits, like the rows
     SELECT pg_notify($13, q.queue) FROM (SELECT DISTINCT queue FROM inserted
                                          WHERE run_at <= now()) AS q
 )
-SELECT i.ord, true AS inserted, false AS key_expired, ins.*
+SELECT i.ord, true AS inserted, false AS key_expired, true AS same_arguments, ins.*
 FROM input AS i JOIN inserted AS ins ON ins.id = i.id
 WHERE (SELECT count(*) FROM notified) >= 0  -- evaluated once: sends the notifications
 UNION ALL
+-- same_arguments: for a holder written by SQL enqueue (0009), which has no signature to
+-- bind a call to, "the same call" means equal args and kwargs as jsonb.
 SELECT i.ord, false, (e.finished_at IS NOT NULL
                       AND e.finished_at <= now() - make_interval(secs => coalesce(
-                          $12::float8, (SELECT idempotency_ttl FROM /*schema*/settings)))), e.*
+                          $12::float8, (SELECT idempotency_ttl FROM /*schema*/settings)))),
+       (e.args = i.args::jsonb AND e.kwargs = i.kwargs::jsonb), e.*
 FROM input AS i
 JOIN /*schema*/jobs AS e ON e.task = i.task AND e.idempotency_key = i.idempotency_key
 WHERE i.idempotency_key IS NOT NULL
