@@ -21,7 +21,12 @@ runner = TaskRunner(schema=os.environ.get("TR_TEST_SCHEMA", "taskrunner"))
 def mark(marker_dir: str, event: str) -> None:
     ctx = current_job()
     assert ctx is not None
-    Path(marker_dir, f"{ctx.job_id}.{event}.{ctx.attempt}").write_text(str(os.getpid()))
+    # Written aside and renamed, so that a test that sees the file sees its pid too (a
+    # worker killed right after it appeared left it empty).
+    final = Path(marker_dir, f"{ctx.job_id}.{event}.{ctx.attempt}")
+    partial = final.with_name(f".{final.name}.partial")
+    partial.write_text(str(os.getpid()))
+    partial.replace(final)
 
 
 @runner.task(
