@@ -125,6 +125,7 @@ def cmd_jobs(args: argparse.Namespace, runner: TaskRunner) -> int:
                 request_id=args.request_id,
                 before_id=args.before_id,
                 limit=args.limit,
+                archived=args.archived,
             )
 
     jobs = run(listing())
@@ -213,6 +214,9 @@ def add_job_commands(
         "--before-id", type=int, default=None, help="only ids below this (the next page)"
     )
     jobs.add_argument("--limit", type=int, default=20, help="at most this many (default: 20)")
+    jobs.add_argument(
+        "--archived", action="store_true", help="list the archive (jobs a cleanup archived)"
+    )
     add_connection_options(jobs)
     json_option(jobs)
     jobs.set_defaults(handler=handler(cmd_jobs))

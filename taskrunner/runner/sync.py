@@ -179,6 +179,7 @@ class SyncRunner:
         request_id: str | None = None,
         before_id: int | None = None,
         limit: int = 50,
+        archived: bool = False,
     ) -> list[Job]:
         return self._call(
             "list_jobs",
@@ -189,6 +190,7 @@ class SyncRunner:
                 request_id=request_id,
                 before_id=before_id,
                 limit=limit,
+                archived=archived,
             ),
         )
 

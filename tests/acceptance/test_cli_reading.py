@@ -169,3 +169,21 @@ async def test_the_cli_finds_an_app_of_the_project_from_a_subfolder(
 
     assert proc.code == 0, proc.stderr
     assert [j["id"] for j in json.loads(proc.stdout)] == [job.id]
+
+
+async def test_jobs_archived_lists_the_archive_instead_of_the_jobs(
+    tr: TaskRunner, env: dict[str, str]
+):
+    archived = await failed_job(tr, "boom")
+    kept = await tr.enqueue("acceptance.echo", 2)
+    await tr.cleanup(failed="archive")
+
+    listed = await run_cli("jobs", "--app", APP, "--json", env=env)
+    in_archive = await run_cli("jobs", "--app", APP, "--archived", "--json", env=env)
+
+    assert listed.code == 0, listed.stderr
+    assert in_archive.code == 0, in_archive.stderr
+    assert [job["id"] for job in json.loads(listed.stdout)] == [kept.id]
+    assert [(j["id"], j["status"]) for j in json.loads(in_archive.stdout)] == [
+        (archived.id, "failed")
+    ]

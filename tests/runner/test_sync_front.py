@@ -82,6 +82,21 @@ def test_the_job_verbs_work(sync_runner: TaskRunner):
     assert [j.id for j in front.list_jobs(status="queued")] == [job.id]
 
 
+def test_list_jobs_reads_the_archive_when_asked(sync_runner: TaskRunner, pg_dsn: str):
+    front = sync_runner.sync
+    job = front.enqueue("double", 1)
+    front.cancel(job.id)
+
+    async def archive() -> None:
+        async with TaskRunner(pg_dsn, schema=sync_runner.schema) as other:
+            await other.cleanup(cancelled="archive")
+
+    asyncio.run(archive())
+
+    assert front.list_jobs() == []
+    assert [j.id for j in front.list_jobs(archived=True)] == [job.id]
+
+
 def test_a_with_block_closes_the_pool_and_the_thread_and_the_front_opens_again(
     sync_runner: TaskRunner,
 ):
