@@ -31,6 +31,18 @@ WAITING = ("queued", "paused")
 ARCHIVED = "archived"
 DEFAULT_BATCH = 1_000
 
+# The one-batch statement of each (status, action) the runner may allow: finished jobs
+# are walked by finished_at, waiting and running ones by id, the archive by finished_at.
+BATCHES: dict[tuple[str, str], str] = {
+    **{(final, "remove"): "remove_finished" for final in FINISHED},
+    **{(final, "archive"): "archive_finished" for final in FINISHED},
+    **{(final, "rerun"): "rerun_finished" for final in FINISHED},
+    **{(waiting, "remove"): "remove_waiting" for waiting in WAITING},
+    ("paused", "rerun"): "rerun_unfinished",
+    ("running", "rerun"): "rerun_unfinished",
+    (ARCHIVED, "remove"): "remove_archived",
+}
+
 # Retention per final status in seconds: None follows the key lifetime, math.inf keeps
 # the job until a cleanup acts on it.
 RetentionSeconds: TypeAlias = tuple[float | None, float | None, float | None]
@@ -86,13 +98,14 @@ class CleanupStore:
             raise ValueError("batch must be at least 1")
         if not 0 < duty_cycle <= 1:
             raise ValueError("duty_cycle must be above 0 and at most 1")
-        run = self._batch_of(status, action)
+        if (status, action) not in BATCHES:
+            raise ValueError(f"no cleanup action {action!r} for {status} jobs")
         cursor: Any = None if status in FINISHED or status == ARCHIVED else 0
         total = batches = 0
         while True:
             started = time.monotonic()
             count: int
-            count, cursor = await run(status, cutoff, batch, cursor)
+            count, cursor = await self._batch(status, action, cutoff, batch, cursor)
             total += count
             batches += 1
             if progress is not None:
@@ -103,55 +116,15 @@ class CleanupStore:
                 busy = time.monotonic() - started
                 await asyncio.sleep(busy * (1 - duty_cycle) / duty_cycle)
 
-    def _batch_of(self, status: str, action: str) -> Callable[[str, datetime, int, Any], Any]:
-        """The one-batch statement for a pair the runner allowed (ValueError otherwise)."""
-        pairs: dict[tuple[str, str], Callable[[str, datetime, int, Any], Any]] = {}
-        for final in FINISHED:
-            pairs[(final, "remove")] = self._remove_finished
-            pairs[(final, "archive")] = self._archive_finished
-            pairs[(final, "rerun")] = self._rerun_finished
-        for waiting in WAITING:
-            pairs[(waiting, "remove")] = self._remove_waiting
-        pairs[("paused", "rerun")] = self._rerun_paused
-        pairs[("running", "rerun")] = self._rerun_running
-        pairs[(ARCHIVED, "remove")] = self._remove_archived
-        found = pairs.get((status, action))
-        if found is None:
-            raise ValueError(f"no cleanup action {action!r} for {status} jobs")
-        return found
-
-    async def _remove_finished(self, status: str, cutoff: datetime, n: int, cursor: Any) -> Any:
-        row = await self.db.fetchrow(self.sql["remove_finished"], status, cutoff, n, cursor)
-        return row["count"], row["cursor"]
-
-    async def _archive_finished(self, status: str, cutoff: datetime, n: int, cursor: Any) -> Any:
-        row = await self.db.fetchrow(self.sql["archive_finished"], status, cutoff, n, cursor)
-        return row["count"], row["cursor"]
-
-    async def _rerun_finished(self, status: str, cutoff: datetime, n: int, cursor: Any) -> Any:
-        row = await self.db.fetchrow(
-            self.sql["rerun_finished"], status, cutoff, n, cursor, self.jobs_channel
-        )
-        return row["count"], row["cursor"]
-
-    async def _remove_waiting(self, status: str, cutoff: datetime, n: int, cursor: Any) -> Any:
-        row = await self.db.fetchrow(self.sql["remove_waiting"], status, cutoff, n, cursor)
-        return row["count"], row["cursor"]
-
-    async def _rerun_paused(self, status: str, cutoff: datetime, n: int, cursor: Any) -> Any:
-        row = await self.db.fetchrow(
-            self.sql["rerun_paused"], status, cutoff, n, cursor, self.jobs_channel
-        )
-        return row["count"], row["cursor"]
-
-    async def _rerun_running(self, status: str, cutoff: datetime, n: int, cursor: Any) -> Any:
-        row = await self.db.fetchrow(
-            self.sql["rerun_running"], status, cutoff, n, cursor, self.jobs_channel
-        )
-        return row["count"], row["cursor"]
-
-    async def _remove_archived(self, status: str, cutoff: datetime, n: int, cursor: Any) -> Any:
-        row = await self.db.fetchrow(self.sql["remove_archived"], cutoff, n, cursor)
+    async def _batch(
+        self, status: str, action: str, cutoff: datetime, n: int, cursor: Any
+    ) -> tuple[int, Any]:
+        """One batch of the statement for (status, action); its count and new cursor."""
+        statement = BATCHES[(status, action)]
+        args: list[Any] = [cutoff, n, cursor] if status == ARCHIVED else [status, cutoff, n, cursor]
+        if action == "rerun":  # re-queued jobs wake idle workers of their queues
+            args.append(self.jobs_channel)
+        row = await self.db.fetchrow(self.sql[statement], *args)
         return row["count"], row["cursor"]
 
     # ---- retention -----------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 import taskrunner.queue
 from taskrunner.db.identifiers import SCHEMA_MARKER
 from taskrunner.errors import InvalidSchemaName
+from taskrunner.queue.cleanup import BATCHES
 from taskrunner.queue.statements import load_statements, parse_statements, statements_for
 
 EXPECTED = {
@@ -44,6 +45,7 @@ def test_every_statement_the_queue_uses_is_defined_and_every_defined_one_is_used
     ]
     source = "".join(inspect.getsource(m) for m in modules)
     used = set(re.findall(r'self\.sql\["([a-z_]+)"\]', source))
+    used |= set(BATCHES.values())  # the cleanup's statements, chosen by (status, action)
     assert used == set(load_statements())
 
 

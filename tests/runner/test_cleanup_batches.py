@@ -30,7 +30,7 @@ async def test_a_claim_proceeds_while_a_cleanup_batch_holds_its_rows(runner: Tas
     async with runner.job_queue.db.acquire() as conn, conn.transaction():
         # One batch of a cleanup of queued jobs, in flight: its five rows are locked.
         store = CleanupStore(conn, runner.schema)
-        removed, _ = await store._remove_waiting("queued", datetime.now(UTC), 5, 0)
+        removed, _ = await store._batch("queued", "remove", datetime.now(UTC), 5, 0)
         assert removed == 5
 
         claimed = await asyncio.wait_for(runner.job_queue.claim(["t"], limit=10, owner="w"), BOUND)

@@ -98,40 +98,19 @@ gone AS (
 )
 SELECT (SELECT count(*) FROM gone) AS count, (SELECT max(id) FROM doomed) AS cursor;
 
--- name: rerun_paused
--- Up to $3 paused jobs created at or before $2 (ids above the cursor $4) go back to
--- queued from their first attempt, runnable now; wakes idle workers ($5).
+-- name: rerun_unfinished
+-- Up to $3 paused jobs (created at or before $2), or running jobs whose lease has run out
+-- (their worker is gone; started at or before $2), with ids above the cursor $4, go back
+-- to queued from their first attempt, runnable now; wakes idle workers ($5). A running
+-- job whose worker still renews its lease is never touched: a second copy would run
+-- beside it.
 WITH doomed AS (
     SELECT id FROM /*schema*/jobs
-    WHERE status = 'paused' AND created_at <= $2::timestamptz AND id > $4::bigint
-      AND $1::text = 'paused'
-    ORDER BY id
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
-),
-changed AS (
-    UPDATE /*schema*/jobs
-    SET status = 'queued', attempts = 0, run_at = now(), cancel_requested = false,
-        started_at = NULL, finished_at = NULL, result = NULL
-    WHERE id = ANY(ARRAY(SELECT id FROM doomed))
-    RETURNING queue
-),
-notified AS (
-    SELECT pg_notify($5, q.queue) FROM (SELECT DISTINCT queue FROM changed) AS q
-)
-SELECT (SELECT count(*) FROM changed) AS count, (SELECT max(id) FROM doomed) AS cursor,
-       (SELECT count(*) FROM notified) AS notified;
-
--- name: rerun_running
--- Up to $3 running jobs whose lease has run out (their worker is gone), started at or
--- before $2 (ids above the cursor $4), go back to queued from their first attempt,
--- runnable now; wakes idle workers ($5). A job whose worker still renews its lease is
--- never touched: it is running, and a second copy would run beside it.
-WITH doomed AS (
-    SELECT id FROM /*schema*/jobs
-    WHERE status = 'running' AND lease_expires_at < now()
-      AND started_at <= $2::timestamptz AND id > $4::bigint
-      AND $1::text = 'running'
+    WHERE status = $1::text::/*schema*/job_status
+      AND (status = 'paused' AND created_at <= $2::timestamptz
+           OR status = 'running' AND lease_expires_at < now()
+              AND started_at <= $2::timestamptz)
+      AND id > $4::bigint
     ORDER BY id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
