@@ -38,6 +38,7 @@ class LimitedClaims:
         self._held: dict[int, tuple[str, Lease]] = {}
         self._ended: dict[str, dict[int, Lease]] = {}
         self._ordinary_dry_until = float("-inf")
+        self._controls: QueueControls | None = None  # over the claim connection of the time
 
     def ordinary_due(self) -> bool:
         """Whether the ordinary claim should run now. While this worker serves limited
@@ -69,7 +70,9 @@ class LimitedClaims:
         lease: Mapping[str, float],
     ) -> list[JobRow]:
         """Up to `limit` jobs from the limited queues, each queue taking its turn first."""
-        controls = QueueControls(db, self.schema)
+        controls = self._controls
+        if controls is None or controls.db is not db:  # first claim, or a new connection
+            controls = self._controls = QueueControls(db, self.schema)
         if time.monotonic() - self._refreshed_at >= self.refresh_every:
             names = await controls.limited()
             self.names = [n for n in names if self.served is None or n in self.served]
