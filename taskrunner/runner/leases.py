@@ -94,7 +94,7 @@ class LeaseKeeper:
         with self._lock:
             for lease, seconds in leases:
                 self._held[lease.job_id] = (lease, seconds)
-                fence_at = since + seconds - min(seconds / 4, FENCE_MARGIN_MAX)  # fence_margin
+                fence_at = since + seconds - fence_margin(seconds)
                 self._fence_at[lease.job_id] = fence_at
                 self._earliest_fence = min(self._earliest_fence, fence_at)
                 self._finishing.discard(lease.job_id)
