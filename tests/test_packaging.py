@@ -119,6 +119,17 @@ def test_wheel_declares_console_script(dists: Dists) -> None:
 
 
 @pytest.mark.slow
+def test_wheel_declares_the_pytest_plugin(dists: Dists) -> None:
+    with zipfile.ZipFile(dists.wheel) as zf:
+        (entry_points,) = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        text = zf.read(entry_points).decode()
+    parser = configparser.ConfigParser()
+    parser.read_string(text)
+    assert parser.has_section("pytest11"), text
+    assert parser["pytest11"].get("taskrunner") == "taskrunner.testing.plugin"
+
+
+@pytest.mark.slow
 def test_sdist_ships_migrations_and_sources(dists: Dists) -> None:
     names = _sdist_names(dists.sdist)
     migrations = {PurePosixPath(n).name for n in names if n.startswith("migrations/")}
