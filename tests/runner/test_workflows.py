@@ -6,10 +6,12 @@ from typing import Any
 
 import asyncpg
 import pytest
+from worker_helpers import eventually
 
 from taskrunner import (
     IdempotencyConflict,
     InvalidArguments,
+    JobCancelled,
     JobFailed,
     JobStatus,
     PermanentFailure,
@@ -106,8 +108,10 @@ async def test_si_steps_receive_nothing_but_still_wait(runner: TaskRunner, work:
     assert await runner.workflow_result(wf.id, timeout=10) == "fresh"
     one = await runner.get_job(first)
     two = await runner.get_job(second)
-    assert one is not None and two is not None
-    assert one.finished_at is not None and two.started_at is not None
+    assert one is not None
+    assert two is not None
+    assert one.finished_at is not None
+    assert two.started_at is not None
     assert two.started_at >= one.finished_at
 
 
@@ -180,7 +184,8 @@ async def test_same_key_same_definition_returns_the_existing_workflow(
     t = define(runner)
     first = await runner.enqueue_workflow(chain(t["add"].s(1), t["add"].s()), idempotency_key="k")
     again = await runner.enqueue_workflow(chain(t["add"].s(1), t["add"].s()), idempotency_key="k")
-    assert again.id == first.id and again.deduplicated
+    assert again.id == first.id
+    assert again.deduplicated
     assert again.job_ids == first.job_ids
     with pytest.raises(IdempotencyConflict):
         await runner.enqueue_workflow(chain(t["add"].s(2), t["add"].s()), idempotency_key="k")
@@ -217,11 +222,192 @@ async def test_a_failed_step_cancels_exactly_its_dependants(runner: TaskRunner, 
     )
     await work()
     done = await runner.wait_workflow(wf.id, timeout=10)
-    assert done.status == "failed" and done.finished_at is not None
+    assert done.status == "failed"
+    assert done.finished_at is not None
     assert await statuses(runner, wf.job_ids) == [
-        "succeeded", "failed", "cancelled", "cancelled", "succeeded", "succeeded"
+        "succeeded",
+        "failed",
+        "cancelled",
+        "cancelled",
+        "succeeded",
+        "succeeded",
     ]
     dependant = await runner.get_job(wf.job_ids[3])
-    assert dependant is not None and str(wf.job_ids[1]) in (dependant.last_error or "")
+    assert dependant is not None
+    assert str(wf.job_ids[1]) in (dependant.last_error or "")
     with pytest.raises(JobFailed):
         await runner.workflow_result(wf.id)
+
+
+async def test_one_batched_ack_of_every_parent_releases_the_step_once(runner: TaskRunner):
+    from taskrunner.queue import Completion
+
+    t = define(runner)
+    wf = await runner.enqueue_workflow(chord([t["add"].s(i) for i in range(3)], t["total"].s()))
+    claimed = await runner.job_queue.claim(["wf.add"], limit=10, owner="w")
+    await runner.job_queue.complete_many(
+        [Completion(lease=j.lease, result=str(j.id).encode()) for j in reversed(claimed)]
+    )
+    body = await runner.get_job(wf.job_ids[3])
+    assert body is not None
+    assert body.status is JobStatus.QUEUED
+    assert body.args == [wf.job_ids[:3]]
+
+
+async def test_cancel_workflow_cancels_every_step_not_started(runner: TaskRunner):
+    t = define(runner)
+    wf = await runner.enqueue_workflow(chain(t["add"].s(1), t["add"].s(), t["add"].s()))
+    assert await runner.cancel_workflow(wf.id) == 3
+    done = await runner.wait_workflow(wf.id, timeout=5)
+    assert done.status == "cancelled"
+    assert await statuses(runner, wf.job_ids) == ["cancelled"] * 3
+    assert await runner.cancel_workflow(wf.id) == 0
+    with pytest.raises(JobCancelled):
+        await runner.workflow_result(wf.id)
+
+
+async def test_retry_workflow_requeues_failed_and_cancelled_steps_and_can_succeed(
+    runner: TaskRunner, work: Any
+):
+    t = define(runner)
+    flaky = {"fail": True}
+
+    @runner.task(name="wf.flaky", max_attempts=1)
+    async def flaky_step(value: int) -> int:
+        if flaky["fail"]:
+            raise PermanentFailure("not yet")
+        return value * 10
+
+    wf = await runner.enqueue_workflow(
+        chain(t["add"].s(1), flaky_step.s(), t["add"].s(1), chord([t["add"].s()], t["total"].s()))
+    )
+    await work()
+    assert (await runner.wait_workflow(wf.id, timeout=10)).status == "failed"
+    assert await statuses(runner, wf.job_ids) == [
+        "succeeded",
+        "failed",
+        "cancelled",
+        "cancelled",
+        "cancelled",
+    ]
+    flaky["fail"] = False
+    assert await runner.retry_workflow(wf.id) == 4
+    assert await statuses(runner, wf.job_ids) == [
+        "succeeded",
+        "queued",
+        "waiting",
+        "waiting",
+        "waiting",
+    ]
+    assert (await runner.get_workflow(wf.id)).status == "running"  # type: ignore[union-attr]
+    await work()
+    done = await runner.wait_workflow(wf.id, timeout=10)
+    assert done.status == "succeeded"
+    assert await runner.workflow_result(wf.id) == 11
+
+
+async def test_retry_of_one_failed_step_puts_its_cancelled_dependants_back(
+    runner: TaskRunner, work: Any
+):
+    t = define(runner)
+    flaky = {"fail": True}
+
+    @runner.task(name="wf.flaky", max_attempts=1)
+    async def flaky_step(value: int) -> int:
+        if flaky["fail"]:
+            raise PermanentFailure("not yet")
+        return value
+
+    wf = await runner.enqueue_workflow(chain(t["add"].s(1), flaky_step.s(), t["add"].s(5)))
+    await work()
+    flaky["fail"] = False
+    assert await runner.retry(wf.job_ids[1]) is True
+    assert await statuses(runner, wf.job_ids) == ["succeeded", "queued", "waiting"]
+    await work()
+    assert await runner.workflow_result(wf.id, timeout=10) == 6
+    assert await runner.retry(wf.job_ids[1]) is False
+
+
+async def test_cancel_of_a_waiting_step_cancels_it_and_its_dependants(
+    runner: TaskRunner, work: Any
+):
+    t = define(runner)
+    wf = await runner.enqueue_workflow(
+        group(chain(t["add"].s(1), t["add"].s(), t["add"].s()), t["add"].s(7))
+    )
+    assert await runner.pause(wf.job_ids[1]) is False  # only queued jobs pause
+    assert await runner.cancel(wf.job_ids[1]) is True
+    assert await statuses(runner, wf.job_ids) == ["queued", "cancelled", "cancelled", "queued"]
+    await work()
+    done = await runner.wait_workflow(wf.id, timeout=10)
+    assert done.status == "failed"
+    assert await statuses(runner, wf.job_ids) == [
+        "succeeded",
+        "cancelled",
+        "cancelled",
+        "succeeded",
+    ]
+
+
+async def test_stats_and_list_jobs_count_waiting_steps(runner: TaskRunner):
+    t = define(runner)
+    await runner.enqueue_workflow(chain(t["add"].s(1), t["add"].s(), t["add"].s()))
+    stats = await runner.stats()
+    assert stats["default"]["waiting"] == 2
+    assert stats["default"]["queued"] == 1
+    assert len(await runner.list_jobs(status="waiting")) == 2
+
+
+async def test_inputs_and_the_result_outlive_the_pruning_of_finished_steps(
+    runner: TaskRunner, work: Any
+):
+    from taskrunner.queue import Completion
+
+    t = define(runner)
+    wf = await runner.enqueue_workflow(
+        chain(chord([t["add"].s(1), t["add"].s(2)], t["total"].s()), group(t["echo"].s()))
+    )
+    claimed = await runner.job_queue.claim(["wf.add"], limit=1, owner="w")
+    await runner.job_queue.complete_many([Completion(lease=claimed[0].lease, result=b"1")])
+    await runner.cleanup(succeeded="remove")  # the first parent's row is gone
+    await work()
+    assert await runner.workflow_result(wf.id, timeout=10) == [3]
+    await runner.cleanup(succeeded="remove")  # every step's row is gone
+    assert await runner.workflow_result(wf.id, timeout=10) == [3]
+
+
+async def test_a_step_completed_through_the_sql_interface_releases_its_dependants(
+    runner: TaskRunner,
+):
+    t = define(runner)
+    wf = await runner.enqueue_workflow(chain(t["add"].s(1), t["add"].s(2)))
+    db = runner.job_queue.db
+    s = runner.schema
+    (claimed,) = await db.fetch(f"SELECT * FROM \"{s}\".claim('sql', ARRAY['wf.add'])")
+    assert await db.fetchval(
+        f"SELECT \"{s}\".complete($1, $2, '41')", claimed["id"], claimed["lease_id"]
+    )
+    step = await runner.get_job(wf.job_ids[1])
+    assert step is not None
+    assert step.status is JobStatus.QUEUED
+    assert step.args == [41, 2]
+
+
+async def test_a_step_whose_worker_died_on_its_last_attempt_cancels_its_dependants(
+    runner: TaskRunner,
+):
+    t = define(runner)
+
+    @runner.task(name="wf.once", max_attempts=1)
+    async def once() -> int:
+        return 1
+
+    wf = await runner.enqueue_workflow(chain(once.s(), t["add"].s()))
+    await runner.job_queue.claim(["wf.once"], limit=1, owner="dead", lease=0.01)
+
+    async def rescued() -> bool:  # once the lease has run out
+        return bool(await runner.job_queue.rescue_expired())
+
+    await eventually(rescued, timeout=5, message="rescue of the expired lease")
+    assert await statuses(runner, wf.job_ids) == ["failed", "cancelled"]
+    assert (await runner.wait_workflow(wf.id, timeout=5)).status == "failed"
