@@ -7,6 +7,7 @@ their own, each a mixin class in a module named after what it does:
 - runner/schedules.py    periodic, add_schedule and the other schedule verbs
 - runner/metadata.py     set_metadata, get_metadata, delete_metadata
 - runner/middleware.py   @runner.middleware
+- runner/workflows.py    enqueue_workflow and the other workflow verbs (canvas.py)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from taskrunner.runner.schedules import ScheduleVerbs
 from taskrunner.runner.sync import SyncRunner
 from taskrunner.runner.tasks import ExecutorName, Task
 from taskrunner.runner.worker import Worker, WorkerSettings
+from taskrunner.runner.workflows import WorkflowVerbs
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,6 +55,7 @@ class TaskRunner(
     MiddlewareVerbs,
     CleanupVerbs,
     QueueVerbs,
+    WorkflowVerbs,
 ):
     """Tasks, enqueueing and workers over one PostgreSQL schema.
 
