@@ -8,6 +8,7 @@ example, and clear their jobs at the start of each run.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -91,8 +92,12 @@ EXPECTED: dict[str, list[str]] = {
 }
 
 
+# Examples that are test modules of a user's own, run by pytest (test_pytest_example).
+PYTEST_EXAMPLES = {"test_workflow_properties": "2 passed"}
+
+
 def test_every_example_is_tested() -> None:
-    found = {p.stem for p in EXAMPLES.glob("*.py")}
+    found = {p.stem for p in EXAMPLES.glob("*.py")} - set(PYTEST_EXAMPLES)
     assert found <= set(EXPECTED), f"examples without a test here: {sorted(found - set(EXPECTED))}"
 
 
@@ -114,3 +119,37 @@ def test_example_runs(name: str, pg_dsn: str) -> None:
     missing = [line for line in EXPECTED[name] if line not in proc.stdout]
     assert not missing, f"examples/{name}.py did not print {missing}:\n{output}"
     assert "Traceback" not in output, output
+
+
+def _plugin_arguments() -> list[str]:
+    """taskrunner's pytest plugin loads by its entry point once the project is installed;
+    from an install that predates the entry point, it is named."""
+    installed = importlib.metadata.entry_points(group="pytest11", name="taskrunner")
+    return [] if installed else ["-p", "taskrunner.testing.plugin"]
+
+
+@pytest.mark.parametrize("name", sorted(PYTEST_EXAMPLES))
+def test_pytest_example(name: str, pg_dsn: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    env["TASKRUNNER_TEST_DSN"] = pg_dsn
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(EXAMPLES / f"{name}.py"),
+            *_plugin_arguments(),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"pytest examples/{name}.py exited {proc.returncode}:\n{output}"
+    assert PYTEST_EXAMPLES[name] in proc.stdout, output
