@@ -411,3 +411,56 @@ async def test_a_step_whose_worker_died_on_its_last_attempt_cancels_its_dependan
     await eventually(rescued, timeout=5, message="rescue of the expired lease")
     assert await statuses(runner, wf.job_ids) == ["failed", "cancelled"]
     assert (await runner.wait_workflow(wf.id, timeout=5)).status == "failed"
+
+
+@pytest.mark.parametrize("outcome", ["success", "failure"])
+async def test_a_childs_ack_reads_as_few_rows_in_a_chord_of_10000_as_in_one_of_10(
+    runner: TaskRunner, pg_dsn: str, outcome: str
+):
+    from taskrunner.queue import Completion, Failure, JobQueue
+
+    t = define(runner)
+
+    async def rows_touched_by_one_ack(width: int) -> int:
+        wf = await runner.enqueue_workflow(
+            chord([t["add"].s(i) for i in range(width)], t["total"].s())
+        )
+        (child,) = await runner.job_queue.claim(["wf.add"], limit=1, owner="w")
+        assert child.workflow_id == wf.id
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            async with conn.transaction():
+                queue = JobQueue(conn, runner.schema)
+                if outcome == "success":
+                    await queue.complete_many([Completion(lease=child.lease, result=b"1")])
+                else:
+                    await queue.fail_many([Failure(lease=child.lease, error="no")])
+                touched: int = await conn.fetchval(
+                    "SELECT sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+                    " + n_tup_upd) FROM pg_stat_xact_user_tables WHERE schemaname = $1",
+                    runner.schema,
+                )
+        finally:
+            await conn.close()
+        body = "waiting" if outcome == "success" else "cancelled"
+        assert await statuses(runner, [wf.job_ids[-1]]) == [body]
+        await runner.cancel_workflow(wf.id)
+        return touched
+
+    small = await rows_touched_by_one_ack(10)
+    large = await rows_touched_by_one_ack(10_000)
+    assert large <= small, (small, large)
+
+
+async def test_a_cancelled_workflow_ends_once_its_running_step_stopped(runner: TaskRunner):
+    from taskrunner.queue import Failure
+
+    t = define(runner)
+    wf = await runner.enqueue_workflow(chain(t["add"].s(1), t["add"].s()))
+    (running,) = await runner.job_queue.claim(["wf.add"], limit=1, owner="w")
+    assert await runner.cancel_workflow(wf.id) == 2
+    assert (await runner.get_workflow(wf.id)).status == "running"  # type: ignore[union-attr]
+    await runner.job_queue.fail_many([Failure(lease=running.lease, error="stopped")])
+    done = await runner.wait_workflow(wf.id, timeout=5)
+    assert done.status == "cancelled"
+    assert await statuses(runner, wf.job_ids) == ["cancelled", "cancelled"]
