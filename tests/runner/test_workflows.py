@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -464,3 +465,28 @@ async def test_a_cancelled_workflow_ends_once_its_running_step_stopped(runner: T
     done = await runner.wait_workflow(wf.id, timeout=5)
     assert done.status == "cancelled"
     assert await statuses(runner, wf.job_ids) == ["cancelled", "cancelled"]
+
+
+async def test_concurrent_enqueues_with_one_key_make_one_workflow(runner: TaskRunner):
+    t = define(runner)
+    made = await asyncio.gather(
+        *(
+            runner.enqueue_workflow(chain(t["add"].s(1), t["add"].s()), idempotency_key="same")
+            for _ in range(5)
+        )
+    )
+    assert len({wf.id for wf in made}) == 1
+    assert sum(not wf.deduplicated for wf in made) == 1
+
+
+async def test_a_finished_workflows_key_is_free_again_after_the_key_lifetime(
+    runner: TaskRunner, work: Any
+):
+    t = define(runner)
+    first = await runner.enqueue_workflow(chain(t["add"].s(1)), idempotency_key="once")
+    await work()
+    await runner.wait_workflow(first.id, timeout=10)
+    await runner.job_queue.set_idempotency_ttl(0)
+    second = await runner.enqueue_workflow(chain(t["add"].s(2)), idempotency_key="once")
+    assert second.id != first.id
+    assert not second.deduplicated
