@@ -490,3 +490,19 @@ async def test_a_finished_workflows_key_is_free_again_after_the_key_lifetime(
     second = await runner.enqueue_workflow(chain(t["add"].s(2)), idempotency_key="once")
     assert second.id != first.id
     assert not second.deduplicated
+
+
+async def test_many_chords_at_once_each_run_their_body_once_with_every_result(
+    runner: TaskRunner, work: Any
+):
+    t = define(runner)
+    made = await asyncio.gather(
+        *(
+            runner.enqueue_workflow(chord([t["add"].s(i, n) for i in range(40)], t["total"].s()))
+            for n in range(5)
+        )
+    )
+    await work(concurrency=20)
+    for n, wf in enumerate(made):
+        assert await runner.workflow_result(wf.id, timeout=10) == sum(range(40)) + 40 * n
+    assert sum(1 for name, _ in t["calls"] if name == "total") == 5
