@@ -30,6 +30,7 @@ from taskrunner.cli.common import (
 from taskrunner.cli.jobs import add_job_commands
 from taskrunner.cli.queues import add_queue_commands
 from taskrunner.cli.schedules import add_schedule_commands
+from taskrunner.cli.workflows import add_workflow_commands
 from taskrunner.db import validate_schema
 from taskrunner.errors import InvalidSchemaName, TaskRunnerError
 from taskrunner.jobs import Job
@@ -303,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_schedule_commands(commands, _add_connection_options, _runner_from)
     add_cleanup_command(commands, _add_connection_options, _runner_from)
     add_queue_commands(commands, _add_connection_options, _runner_from)
+    add_workflow_commands(commands, _add_connection_options, _runner_from)
     return parser
 
 

@@ -14,7 +14,7 @@ from taskrunner.runner.retry import Retry
 from taskrunner.runner.runner import TaskRunner
 from taskrunner.runner.schedules import Schedule
 from taskrunner.runner.tasks import Task
-from taskrunner.runner.workflows import Workflow, WorkflowNotFound
+from taskrunner.runner.workflows import Workflow, WorkflowNotFound, WorkflowTree
 
 __all__ = [
     "Cleanup",
@@ -30,6 +30,7 @@ __all__ = [
     "TaskRunner",
     "Workflow",
     "WorkflowNotFound",
+    "WorkflowTree",
     "chain",
     "chord",
     "current_job",

@@ -18,6 +18,7 @@ import asyncpg
 import msgspec
 
 from taskrunner.errors import InvalidArguments, JobCancelled, JobFailed, TaskRunnerError
+from taskrunner.jobs import Job
 from taskrunner.limits import MAX_TIMEOUT_SECONDS, check_job_id, check_seconds
 from taskrunner.queue.workflows import NewStep, NewWorkflow, WorkflowRow, WorkflowStore
 from taskrunner.runner.canvas import Canvas, Compiled, assemble, compile_canvas
@@ -56,6 +57,14 @@ class Workflow(msgspec.Struct, frozen=True, kw_only=True):
             request_id=row.request_id,
             deduplicated=deduplicated,
         )
+
+
+class WorkflowTree(msgspec.Struct, frozen=True, kw_only=True):
+    """A workflow, its canvas and its steps (None for a step whose row is gone)."""
+
+    workflow: Workflow
+    shape: Any
+    steps: list[Job | None]
 
 
 class WorkflowNotFound(TaskRunnerError, LookupError):
@@ -197,6 +206,17 @@ class WorkflowVerbs:
             if row.status == "cancelled" and cancelled is None:
                 cancelled = (job_id, "cancelled", row.last_error)
         return cancelled
+
+    async def workflow_tree(self, workflow_id: int) -> WorkflowTree | None:
+        """The workflow with its canvas and steps, for display (the CLI's `workflow
+        show`): `shape` nests {"chain": [...]}, {"group": [...]} and {"chord": [header,
+        body]} around step numbers, indices into `workflow.job_ids` and `steps`."""
+        row = await self.workflow_store.get(check_job_id(workflow_id))
+        if row is None:
+            return None
+        found = await self.job_queue.get_many(row.job_ids)
+        steps = [Job.from_row(found[i]) if i in found else None for i in row.job_ids]
+        return WorkflowTree(workflow=Workflow.from_row(row), shape=row.shape, steps=steps)
 
     async def cancel_workflow(self, workflow_id: int) -> int:
         """Cancel every step that has not started; running steps are stopped by their
