@@ -86,7 +86,7 @@ orders = st.lists(
 # each example checks out an order of its own.
 order_ids = itertools.count(1)
 EXAMPLES = settings(
-    max_examples=10,
+    max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
