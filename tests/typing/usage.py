@@ -179,3 +179,21 @@ async def queue_controls() -> list[taskrunner.QueueInfo]:
     counts: dict[str, int] = infos[0].counts if infos else {}
     assert paused or resumed or first is None or counts is not None
     return infos
+
+
+async def testing_helpers() -> list[Job]:
+    from taskrunner.testing import (
+        assert_enqueued,
+        assert_not_enqueued,
+        enqueued_jobs,
+        fresh_schema,
+        run_until_idle,
+    )
+
+    async with fresh_schema(runner, dsn="postgresql://localhost/test") as fresh:
+        await add.enqueue(1, 2)
+        found: Job = await assert_enqueued(fresh, add, 1, b=2)
+        await assert_not_enqueued(fresh, "tasks.add", 3, 4)
+        listed: list[Job] = await enqueued_jobs(fresh, add, status="queued")
+        ran: list[Job] = await run_until_idle(fresh, concurrency=2, timeout=10.0)
+        return [found, *listed, *ran]
