@@ -71,8 +71,6 @@ INTS = st.integers(min_value=-(2**70), max_value=2**70) | st.sampled_from(
     [0, 1, -1, 2**31 - 1, 2**31, -(2**31) - 1, 2**63]
 )
 SCALARS = st.none() | st.booleans() | INTS | FLOATS | TEXT
-
-
 def as_stored(value: Any) -> Any:
     """`value` as jsonb keeps it: jsonb stores numbers as decimals, so an untyped float
     with a whole value comes back as an int (3.6e16 as 36000000000000000); compared as
