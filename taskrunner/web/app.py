@@ -85,11 +85,14 @@ class Dashboard(PageViews, ActionViews):
         return response
 
     async def error_page(self, request: Request, exc: Exception) -> Response:
+        headers: dict[str, str] = {}
         if isinstance(exc, HTTPException):
-            status, detail = exc.status_code, exc.detail
-        else:
+            status, detail, headers = exc.status_code, exc.detail, dict(exc.headers or {})
+        else:  # refused input (an unknown status, a name too long ...)
             status, detail = 400, str(exc)
-        return self.render(request, "error.html", {"status": status, "detail": detail}, status)
+        response = self.render(request, "error.html", {"status": status, "detail": detail}, status)
+        response.headers.update(headers)  # Allow: of a 405
+        return response
 
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = [

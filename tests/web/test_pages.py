@@ -8,8 +8,11 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import httpx
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from taskrunner import TaskRunner, request_context
+from taskrunner.web import create_app
 
 
 def _row(page: str, attribute: str, value: str) -> str:
@@ -174,3 +177,24 @@ async def test_the_workflows_page_answers_whether_or_not_workflows_exist(
     assert page.status_code == 200
     if not hasattr(runner, "get_workflow"):
         assert "no workflows to list" in page.text
+
+
+async def test_mounted_under_a_path_its_links_forms_and_redirects_stay_under_it(
+    runner: TaskRunner, tasks, client_for, token, work
+):
+    failed = await tasks.boom.enqueue("x")
+    await work()
+    outer = Starlette(routes=[Mount("/admin/jobs", app=create_app(runner))])
+
+    async with await client_for(outer) as client:
+        page = (await client.get(f"/admin/jobs/jobs/{failed.id}")).text
+        assert 'href="/admin/jobs/static/dashboard.css"' in page
+        assert f'action="/admin/jobs/jobs/{failed.id}/retry"' in page
+        answer = await client.post(
+            f"/admin/jobs/jobs/{failed.id}/retry",
+            data={"csrf_token": await token(client, "/admin/jobs/")},
+        )
+
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith(f"/admin/jobs/jobs/{failed.id}?")
+    assert (await runner.get_job(failed.id)).status.value == "queued"

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from taskrunner import TaskRunner
-from taskrunner.cli import main
+from taskrunner.cli import build_parser, main
 from taskrunner.web import DashboardUnavailable, create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,3 +136,11 @@ def test_the_command_takes_a_password_off_loopback_and_none_on_it(
 
     assert code == 2
     assert "cannot import module 'no_such_module'" in err
+
+
+def test_the_command_listens_on_loopback_unless_told_otherwise():
+    args = build_parser().parse_args(["dashboard", "myapp.tasks:runner"])
+
+    assert args.host == "127.0.0.1"
+    assert args.read_only is False
+    assert args.password is None
