@@ -27,8 +27,13 @@ from taskrunner.runner import (
     Schedule,
     Task,
     TaskRunner,
+    Workflow,
+    WorkflowNotFound,
+    chain,
+    chord,
     current_job,
     current_request_id,
+    group,
     request_context,
 )
 
@@ -62,7 +67,12 @@ __all__ = [
     "TaskRunner",
     "TaskRunnerError",
     "UnknownTask",
+    "Workflow",
+    "WorkflowNotFound",
+    "chain",
+    "chord",
     "current_job",
     "current_request_id",
+    "group",
     "request_context",
 ]

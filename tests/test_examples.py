@@ -83,6 +83,15 @@ EXPECTED: dict[str, list[str]] = {
         "thumbnails while paused: {'queued': 6}",
         "thumbnails after resume: at most 2 at once",
     ],
+    "workflows": [
+        "5 steps, same key again -> workflow",
+        "deduplicated=True",
+        "first run: failed",
+        "publish  cancelled  not run: step",
+        "retry_workflow queued 2 steps again",
+        "second run: succeeded",
+        "result: published example.org/a@64px, example.org/a@256px",
+    ],
     "process_executor": [
         "4 processes",
         "failed after 1 attempt: JobTimeout",

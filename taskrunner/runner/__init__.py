@@ -1,5 +1,6 @@
 """Tasks and workers built on the bare queue."""
 
+from taskrunner.runner.canvas import chain, chord, group
 from taskrunner.runner.cleanup import Cleanup, Retention
 from taskrunner.runner.context import (
     JobContext,
@@ -14,6 +15,7 @@ from taskrunner.runner.retry import Retry
 from taskrunner.runner.runner import TaskRunner
 from taskrunner.runner.schedules import Schedule
 from taskrunner.runner.tasks import Task
+from taskrunner.runner.workflows import Workflow, WorkflowNotFound, WorkflowTree
 
 __all__ = [
     "Cleanup",
@@ -29,7 +31,13 @@ __all__ = [
     "Schedule",
     "Task",
     "TaskRunner",
+    "Workflow",
+    "WorkflowNotFound",
+    "WorkflowTree",
+    "chain",
+    "chord",
     "current_job",
     "current_request_id",
+    "group",
     "request_context",
 ]

@@ -8,6 +8,7 @@ their own, each a mixin class in a module named after what it does:
 - runner/metadata.py     set_metadata, get_metadata, delete_metadata
 - runner/middleware.py   @runner.middleware
 - runner/overview.py     overview, find_jobs, retry_jobs, cancel_jobs (the dashboard's)
+- runner/workflows.py    enqueue_workflow and the other workflow verbs (canvas.py)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from taskrunner.runner.schedules import ScheduleVerbs
 from taskrunner.runner.sync import SyncRunner
 from taskrunner.runner.tasks import ExecutorName, Task
 from taskrunner.runner.worker import Worker, WorkerSettings
+from taskrunner.runner.workflows import WorkflowVerbs
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,6 +58,7 @@ class TaskRunner(
     CleanupVerbs,
     QueueVerbs,
     OverviewVerbs,
+    WorkflowVerbs,
 ):
     """Tasks, enqueueing and workers over one PostgreSQL schema.
 
