@@ -33,7 +33,8 @@ UNION ALL
 SELECT 'total', NULL, s.status::text,
        (SELECT count(*) FROM (SELECT 1 FROM /*schema*/jobs AS j
                               WHERE j.status = s.status AND j.finished_at IS NOT NULL
-                              LIMIT $2::bigint) AS capped),
+                              ORDER BY j.status, j.finished_at  -- the index's order: no
+                              LIMIT $2::bigint) AS capped),    -- plan reads the table
        NULL
 FROM unnest('{succeeded,failed,cancelled}'::/*schema*/job_status[]) AS s(status)
 UNION ALL
