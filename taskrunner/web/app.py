@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from taskrunner import TaskRunner, TaskRunnerError
+from taskrunner.errors import DatabaseError
 from taskrunner.web.actions import ActionViews
 from taskrunner.web.format import FILTERS
 from taskrunner.web.pages import PageViews
@@ -87,6 +88,8 @@ class Dashboard(PageViews, ActionViews):
         headers: dict[str, str] = {}
         if isinstance(exc, HTTPException):
             status, detail, headers = exc.status_code, exc.detail, dict(exc.headers or {})
+        elif isinstance(exc, DatabaseError):  # unreachable, or refused: not the request's fault
+            status, detail = 503, str(exc)
         else:  # refused input (an unknown status, a name too long ...)
             status, detail = 400, str(exc)
         response = self.render(request, "error.html", {"status": status, "detail": detail}, status)

@@ -155,3 +155,28 @@ def test_without_the_extra_the_command_exits_1_naming_the_install_command(
 
     assert code == 1
     assert "pip install 'taskrunner[web]'" in err
+
+
+async def test_pages_forbid_framing_and_inline_scripts(client: httpx.AsyncClient):
+    page = await client.get("/")
+
+    assert page.headers["x-frame-options"] == "DENY"
+    policy = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert "script-src 'self'" in policy
+    cookie = page.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+
+
+async def test_a_database_that_cannot_be_reached_is_a_503_page_not_a_crash(
+    client_for, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("taskrunner.runner.connection.CONNECT_WAIT", 0.5)  # fail fast
+    unreachable = TaskRunner("postgresql://nobody@127.0.0.1:1/none", auto_migrate=False)
+
+    async with await client_for(create_app(unreachable)) as client:
+        page = await client.get("/jobs")
+
+    assert page.status_code == 503
+    assert "127.0.0.1" in page.text
