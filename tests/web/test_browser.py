@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -147,14 +147,21 @@ def test_a_browser_filters_the_jobs_opens_a_failed_one_retries_it_and_sees_it_su
             _wait_until_serving(
                 base + "/static/dashboard.css", dashboard, tmp_path / "dashboard.log"
             )
-            _browse(browser, base, failed_id)
+            _browse(browser, base, failed_id, lambda: asyncio.run(_report(pg_dsn, app_schema)))
         finally:
             _stop(dashboard)
     finally:
         _stop(worker)
 
 
-def _browse(browser: webdriver.Chrome, base: str, failed_id: int) -> None:
+async def _report(dsn: str, schema: str) -> None:
+    async with TaskRunner(dsn, schema=schema, strict_names=False) as runner:
+        await runner.enqueue("shop.build_report", "2026-12-07", queue="reports", delay=3600)
+
+
+def _browse(
+    browser: webdriver.Chrome, base: str, failed_id: int, enqueue_report: Callable[[], None]
+) -> None:
     wait = WebDriverWait(browser, WAIT, poll_frequency=0.1)
     shots = os.environ.get("TASKRUNNER_SCREENSHOTS")
 
@@ -170,6 +177,16 @@ def _browse(browser: webdriver.Chrome, base: str, failed_id: int) -> None:
             == "12"
         )
     )
+    # Live counts: a job enqueued now shows up without a reload (htmx polls a fragment).
+    browser.execute_script("window.notReloaded = true")
+    enqueue_report()
+    wait.until(
+        lambda b: (
+            b.find_element(By.CSS_SELECTOR, 'tr[data-queue="reports"] [data-count="queued"]').text
+            == "2"
+        )
+    )
+    assert browser.execute_script("return window.notReloaded === true")
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(Path(shots) / "overview.png"))
