@@ -28,14 +28,17 @@ STATUSES = {s.value for s in JobStatus}
 
 
 def _back(request: Request, default: str, message: str) -> Response:
-    """A redirect to the form's `next` (a path of this app only) or `default`."""
+    """A redirect to the form's `next` (a path of this app only) or `default`, with the
+    message to show there and its seal."""
     target = default
     form_next = request.state.form.get("next")
     root = request.scope.get("root_path", "")
     if isinstance(form_next, str) and form_next.startswith(root + "/") and "//" not in form_next:
         target = form_next
     separator = "&" if "?" in target else "?"
-    return RedirectResponse(f"{target}{separator}{urlencode({'message': message})}", 303)
+    csrf: Csrf = request.state.csrf
+    query = urlencode({"message": message, "seal": csrf.seal(message)})
+    return RedirectResponse(f"{target}{separator}{query}", 303)
 
 
 def _field(form: FormData, name: str) -> str | None:
@@ -58,6 +61,7 @@ class ActionViews:
         if not self.csrf.is_valid(request, form.get("csrf_token")):
             raise HTTPException(403, "missing or invalid CSRF token: reload the page and retry")
         request.state.form = form
+        request.state.csrf = self.csrf
         return form
 
     async def job_action(self, request: Request) -> Response:

@@ -71,10 +71,13 @@ class Dashboard(PageViews, ActionViews):
     def render(
         self, request: Request, name: str, context: dict[str, Any], status_code: int = 200
     ) -> Response:
+        message = request.query_params.get("message", "")
+        if not self.csrf.is_sealed(message, request.query_params.get("seal", "")):
+            message = ""  # shown only when one of this app's actions wrote it
         context = {
             "read_only": self.read_only,
             "csrf_token": "" if self.read_only else self.csrf.token_for(request),
-            "message": request.query_params.get("message", ""),
+            "message": message,
             **context,
         }
         response = self.templates.TemplateResponse(request, name, context, status_code=status_code)

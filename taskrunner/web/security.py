@@ -92,6 +92,14 @@ class Csrf:
                 path=request.scope.get("root_path") or "/",
             )
 
+    def seal(self, message: str) -> str:
+        """A signature for a message an action hands to the page it redirects to, so a
+        link from elsewhere cannot make the dashboard show text of its choosing."""
+        return self._sign("message:" + message)
+
+    def is_sealed(self, message: str, seal: str) -> bool:
+        return bool(seal) and hmac.compare_digest(self.seal(message), seal)
+
     def is_valid(self, request: Request, token: object) -> bool:
         nonce = request.cookies.get(CSRF_COOKIE)
         if not nonce or not isinstance(token, str) or not token:

@@ -175,3 +175,16 @@ async def test_a_read_only_dashboard_serves_no_action_and_shows_no_button(
             assert (await client.post(path, data=data)).status_code in (404, 405), path
 
     assert await _status(runner, failed.id) is JobStatus.FAILED
+
+
+async def test_an_actions_message_shows_on_the_next_page_and_a_forged_one_does_not(
+    client: httpx.AsyncClient, tasks, token
+):
+    job = await tasks.ok.enqueue(1)
+    answer = await client.post(f"/jobs/{job.id}/pause", data={"csrf_token": await token(client)})
+
+    shown = (await client.get(answer.headers["location"])).text
+    forged = (await client.get(f"/jobs/{job.id}?message=Log+in+at+evil.example")).text
+
+    assert f"job {job.id}: pause done" in shown
+    assert "evil.example" not in forged
