@@ -136,7 +136,15 @@ DECLARE
     v_left      integer := v_was_final::int - v_is_final::int;
     v_broke     integer := v_is_bad::int - v_was_bad::int;
     v_woken     bigint;
+    v_level     bigint[];
+    v_below     bigint[] := '{}';
 BEGIN
+    -- cancel_workflow and retry_workflow change many steps of one workflow in one
+    -- statement and count them in the workflow's row themselves (one update of it, not
+    -- one per step); they name the workflow here for the rest of their transaction.
+    IF current_setting('taskrunner.workflow_bulk', true) = NEW.workflow_id::text THEN
+        RETURN NULL;
+    END IF;
     -- The workflow's row first: every change of one workflow (acks, cancel, retry) takes
     -- its lock in the same order, so they serialize instead of deadlocking.
     UPDATE /*schema*/workflows AS w
@@ -155,13 +163,18 @@ BEGIN
         UPDATE /*schema*/workflow_edges AS e SET result = NEW.result, done = true
         WHERE e.parent_id = NEW.id;
         -- Each child loses one parent still to come; the last one releases it.
+        -- Rows are found by their keys as arrays (primary-key lookups whatever the
+        -- statistics say), never by a join that a plan could turn into a scan.
         WITH counted AS (
             UPDATE /*schema*/workflow_steps AS s
             SET remaining = s.remaining - 1,
-                released = s.released OR (s.remaining = 1 AND c.status::text = 'waiting')
-            FROM /*schema*/workflow_edges AS e
-            JOIN /*schema*/jobs AS c ON c.id = e.child_id
-            WHERE e.parent_id = NEW.id AND s.job_id = e.child_id AND s.remaining > 0
+                released = s.released OR (s.remaining = 1 AND EXISTS (
+                    SELECT 1 FROM /*schema*/jobs AS c
+                    WHERE c.id = s.job_id AND c.status::text = 'waiting'))
+            WHERE s.job_id = ANY(ARRAY(
+                    SELECT e.child_id FROM /*schema*/workflow_edges AS e
+                    WHERE e.parent_id = NEW.id AND e.child_id IS NOT NULL))
+              AND s.remaining > 0
             RETURNING s.job_id, s.remaining, s.input
         ),
         released AS (
@@ -169,28 +182,30 @@ BEGIN
             SET status = 'queued', run_at = now(),
                 args = /*schema*/workflow_input(c.id, counted.input) || c.args
             FROM counted
-            WHERE c.id = counted.job_id AND counted.remaining = 0
+            WHERE c.id = ANY(ARRAY(SELECT k.job_id FROM counted AS k WHERE k.remaining = 0))
+              AND c.id = counted.job_id
               AND c.status::text = 'waiting'
             RETURNING c.queue
         )
         SELECT count(pg_notify(/*schema*/jobs_channel(), q.queue)) INTO v_woken
         FROM (SELECT DISTINCT queue FROM released) AS q;
     ELSIF v_is_bad AND NOT v_was_bad THEN
-        -- Every step that depends on this one, however far down, can never run.
-        WITH RECURSIVE below(id) AS (
-            SELECT e.child_id FROM /*schema*/workflow_edges AS e
-            JOIN /*schema*/jobs AS c ON c.id = e.child_id AND c.status::text = 'waiting'
-            WHERE e.parent_id = NEW.id
-            UNION
-            SELECT e.child_id FROM below AS b
-            JOIN /*schema*/workflow_edges AS e ON e.parent_id = b.id
-            JOIN /*schema*/jobs AS c ON c.id = e.child_id AND c.status::text = 'waiting'
-        )
+        -- Every step that depends on this one, however far down, can never run. Walked
+        -- level by level with arrays of ids (index lookups whatever the statistics say).
+        v_level := ARRAY(SELECT e.child_id FROM /*schema*/workflow_edges AS e
+                         WHERE e.parent_id = NEW.id AND e.child_id IS NOT NULL);
+        WHILE cardinality(v_level) > 0 LOOP
+            v_level := ARRAY(SELECT c.id FROM /*schema*/jobs AS c
+                             WHERE c.id = ANY(v_level) AND c.status::text = 'waiting');
+            v_below := v_below || v_level;
+            v_level := ARRAY(SELECT DISTINCT e.child_id FROM /*schema*/workflow_edges AS e
+                             WHERE e.parent_id = ANY(v_level) AND e.child_id IS NOT NULL);
+        END LOOP;
         UPDATE /*schema*/jobs AS c
         SET status = 'cancelled', finished_at = now(),
             last_error = format('not run: step %s (%s), which it depends on, ended %s',
                                 NEW.id, NEW.task, NEW.status)
-        WHERE c.id IN (SELECT id FROM below) AND c.status::text = 'waiting';
+        WHERE c.id = ANY(v_below) AND c.status::text = 'waiting';
     END IF;
     RETURN NULL;
 END;

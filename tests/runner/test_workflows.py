@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -411,3 +412,97 @@ async def test_a_step_whose_worker_died_on_its_last_attempt_cancels_its_dependan
     await eventually(rescued, timeout=5, message="rescue of the expired lease")
     assert await statuses(runner, wf.job_ids) == ["failed", "cancelled"]
     assert (await runner.wait_workflow(wf.id, timeout=5)).status == "failed"
+
+
+@pytest.mark.parametrize("outcome", ["success", "failure"])
+async def test_a_childs_ack_reads_as_few_rows_in_a_chord_of_10000_as_in_one_of_10(
+    runner: TaskRunner, pg_dsn: str, outcome: str
+):
+    from taskrunner.queue import Completion, Failure, JobQueue
+
+    t = define(runner)
+
+    async def rows_touched_by_one_ack(width: int) -> int:
+        wf = await runner.enqueue_workflow(
+            chord([t["add"].s(i) for i in range(width)], t["total"].s())
+        )
+        (child,) = await runner.job_queue.claim(["wf.add"], limit=1, owner="w")
+        assert child.workflow_id == wf.id
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            async with conn.transaction():
+                queue = JobQueue(conn, runner.schema)
+                if outcome == "success":
+                    await queue.complete_many([Completion(lease=child.lease, result=b"1")])
+                else:
+                    await queue.fail_many([Failure(lease=child.lease, error="no")])
+                touched: int = await conn.fetchval(
+                    "SELECT sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+                    " + n_tup_upd) FROM pg_stat_xact_user_tables WHERE schemaname = $1",
+                    runner.schema,
+                )
+        finally:
+            await conn.close()
+        body = "waiting" if outcome == "success" else "cancelled"
+        assert await statuses(runner, [wf.job_ids[-1]]) == [body]
+        await runner.cancel_workflow(wf.id)
+        return touched
+
+    small = await rows_touched_by_one_ack(10)
+    large = await rows_touched_by_one_ack(10_000)
+    assert large <= small, (small, large)
+
+
+async def test_a_cancelled_workflow_ends_once_its_running_step_stopped(runner: TaskRunner):
+    from taskrunner.queue import Failure
+
+    t = define(runner)
+    wf = await runner.enqueue_workflow(chain(t["add"].s(1), t["add"].s()))
+    (running,) = await runner.job_queue.claim(["wf.add"], limit=1, owner="w")
+    assert await runner.cancel_workflow(wf.id) == 2
+    assert (await runner.get_workflow(wf.id)).status == "running"  # type: ignore[union-attr]
+    await runner.job_queue.fail_many([Failure(lease=running.lease, error="stopped")])
+    done = await runner.wait_workflow(wf.id, timeout=5)
+    assert done.status == "cancelled"
+    assert await statuses(runner, wf.job_ids) == ["cancelled", "cancelled"]
+
+
+async def test_concurrent_enqueues_with_one_key_make_one_workflow(runner: TaskRunner):
+    t = define(runner)
+    made = await asyncio.gather(
+        *(
+            runner.enqueue_workflow(chain(t["add"].s(1), t["add"].s()), idempotency_key="same")
+            for _ in range(5)
+        )
+    )
+    assert len({wf.id for wf in made}) == 1
+    assert sum(not wf.deduplicated for wf in made) == 1
+
+
+async def test_a_finished_workflows_key_is_free_again_after_the_key_lifetime(
+    runner: TaskRunner, work: Any
+):
+    t = define(runner)
+    first = await runner.enqueue_workflow(chain(t["add"].s(1)), idempotency_key="once")
+    await work()
+    await runner.wait_workflow(first.id, timeout=10)
+    await runner.job_queue.set_idempotency_ttl(0)
+    second = await runner.enqueue_workflow(chain(t["add"].s(2)), idempotency_key="once")
+    assert second.id != first.id
+    assert not second.deduplicated
+
+
+async def test_many_chords_at_once_each_run_their_body_once_with_every_result(
+    runner: TaskRunner, work: Any
+):
+    t = define(runner)
+    made = await asyncio.gather(
+        *(
+            runner.enqueue_workflow(chord([t["add"].s(i, n) for i in range(40)], t["total"].s()))
+            for n in range(5)
+        )
+    )
+    await work(concurrency=20)
+    for n, wf in enumerate(made):
+        assert await runner.workflow_result(wf.id, timeout=10) == sum(range(40)) + 40 * n
+    assert sum(1 for name, _ in t["calls"] if name == "total") == 5

@@ -57,21 +57,21 @@ steps AS (
     FROM input AS i
     RETURNING 1
 ),
+ids AS (  -- step ord n has the id ids[n + 1]: parents are found by position
+    SELECT array_agg(id ORDER BY ord) AS ids FROM input
+),
 edges AS (
     INSERT INTO /*schema*/workflow_edges (workflow_id, parent_id, child_id, position)
-    SELECT $1, p.id, i.id, x.n - 1
+    SELECT $1, (SELECT ids FROM ids)[x.ord + 1], i.id, x.n - 1
     FROM input AS i
     CROSS JOIN LATERAL unnest(i.parents) WITH ORDINALITY AS x(ord, n)
-    JOIN input AS p ON p.ord = x.ord
     UNION ALL
-    SELECT $1, p.id, NULL, x.n - 1
+    SELECT $1, (SELECT ids FROM ids)[x.ord + 1], NULL, x.n - 1
     FROM unnest($3::int[]) WITH ORDINALITY AS x(ord, n)
-    JOIN input AS p ON p.ord = x.ord
     RETURNING 1
 ),
 workflow AS (
-    UPDATE /*schema*/workflows
-    SET job_ids = (SELECT array_agg(id ORDER BY ord) FROM input)
+    UPDATE /*schema*/workflows SET job_ids = (SELECT ids FROM ids)
     WHERE id = $1
     RETURNING job_ids
 ),
@@ -116,10 +116,24 @@ SELECT id FROM /*schema*/workflows WHERE id = $1 FOR UPDATE;
 -- Cancels every step of workflow $1 that has not started (waiting, queued, paused) and
 -- asks the workers of its running steps to stop them (cancel channel $2); the workflow
 -- ends cancelled once they stopped. Returns one row per step it changed.
-WITH workflow AS (
-    UPDATE /*schema*/workflows SET cancel_requested = true
-    WHERE id = $1 AND status = 'running'
-    RETURNING id
+--
+-- The workflow's row is locked first, as the trigger of 0010 does in an ack, and a
+-- running step that an ack holds right now is passed over (its ack decides how it
+-- ends), so a cancel never waits on an ack that waits on it. The steps' trigger stands
+-- aside (workflow_bulk): the workflow's counts change here once, not once per step.
+WITH target AS (
+    SELECT id FROM /*schema*/workflows WHERE id = $1 AND status = 'running' FOR UPDATE
+),
+bulk AS (
+    SELECT set_config('taskrunner.workflow_bulk', $1::bigint::text, true) AS workflow
+),
+picked AS (
+    SELECT id FROM /*schema*/jobs
+    WHERE workflow_id = $1
+      AND workflow_id = ANY(ARRAY(SELECT id FROM target))
+      AND (status IN ('queued', 'paused', 'waiting')
+           OR (status = 'running' AND NOT cancel_requested))
+    FOR UPDATE SKIP LOCKED
 ),
 changed AS (
     UPDATE /*schema*/jobs
@@ -128,15 +142,30 @@ changed AS (
         finished_at = CASE WHEN status = 'running' THEN NULL ELSE now() END,
         last_error = CASE WHEN status = 'running' THEN last_error
                           ELSE 'cancelled with its workflow' END
-    WHERE workflow_id = $1
-      AND workflow_id = ANY(ARRAY(SELECT id FROM workflow))
+    WHERE id = ANY(ARRAY(SELECT id FROM picked))
       AND (status IN ('queued', 'paused', 'waiting')
            OR (status = 'running' AND NOT cancel_requested))
     RETURNING id, status
+),
+counted AS (
+    SELECT count(*) FILTER (WHERE status = 'cancelled')::int AS n FROM changed
+),
+workflow AS (
+    UPDATE /*schema*/workflows AS w
+    SET cancel_requested = true,
+        unfinished = w.unfinished - c.n,
+        broken = w.broken + c.n,
+        status = CASE WHEN w.unfinished - c.n > 0 THEN 'running' ELSE 'cancelled' END,
+        finished_at = CASE WHEN w.unfinished - c.n > 0 THEN NULL ELSE now() END
+    FROM counted AS c
+    WHERE w.id = ANY(ARRAY(SELECT id FROM target))
+    RETURNING 1
 )
 SELECT id, status::text,
        CASE WHEN status = 'running' THEN pg_notify($2, id::text) END IS NULL AS notified
-FROM changed;
+FROM changed
+WHERE (SELECT count(*) FROM workflow) >= 0
+  AND (SELECT count(*) FROM bulk) >= 0;
 
 -- name: retry_workflow_steps
 -- Steps $2 of workflow $1 (failed or cancelled) start again from their first attempt:
@@ -156,8 +185,8 @@ steps AS (
     WHERE s.job_id = t.id
     RETURNING 1
 ),
-workflow AS (
-    UPDATE /*schema*/workflows SET cancel_requested = false WHERE id = $1 RETURNING 1
+bulk AS (  -- see cancel_workflow: the counts change once, below
+    SELECT set_config('taskrunner.workflow_bulk', $1::bigint::text, true) AS workflow
 ),
 changed AS (
     UPDATE /*schema*/jobs AS j
@@ -172,6 +201,20 @@ changed AS (
     WHERE j.id = t.id AND j.workflow_id = $1 AND j.status IN ('failed', 'cancelled')
     RETURNING j.id, j.queue, j.status
 ),
+counted AS (
+    SELECT count(*)::int AS n FROM changed
+),
+workflow AS (
+    UPDATE /*schema*/workflows AS w
+    SET cancel_requested = false,
+        unfinished = w.unfinished + c.n,
+        broken = greatest(w.broken - c.n, 0),
+        status = CASE WHEN c.n > 0 THEN 'running' ELSE w.status END,
+        finished_at = CASE WHEN c.n > 0 THEN NULL ELSE w.finished_at END
+    FROM counted AS c
+    WHERE w.id = $1
+    RETURNING 1
+),
 notified AS (
     SELECT pg_notify($4, q.queue) FROM (SELECT DISTINCT queue FROM changed
                                         WHERE status = 'queued') AS q
@@ -179,4 +222,5 @@ notified AS (
 SELECT c.id, c.status::text AS status FROM changed AS c
 WHERE (SELECT count(*) FROM notified) >= 0
   AND (SELECT count(*) FROM steps) >= 0
-  AND (SELECT count(*) FROM workflow) >= 0;
+  AND (SELECT count(*) FROM workflow) >= 0
+  AND (SELECT count(*) FROM bulk) >= 0;
