@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import drop_schema, need_binary, new_schema_name
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -162,13 +163,24 @@ async def _report(dsn: str, schema: str) -> None:
 def _browse(
     browser: webdriver.Chrome, base: str, failed_id: int, enqueue_report: Callable[[], None]
 ) -> None:
-    wait = WebDriverWait(browser, WAIT, poll_frequency=0.1)
+    # The overview's live part is replaced every 2 s: an element found a moment ago may be
+    # gone (stale), so every check finds its elements afresh, and a stale one is retried.
+    wait = WebDriverWait(
+        browser,
+        WAIT,
+        poll_frequency=0.1,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    )
     shots = os.environ.get("TASKRUNNER_SCREENSHOTS")
 
     # The overview: a row per queue; the billing queue's failure counted in the last hour.
     browser.get(base + "/")
-    billing = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, 'tr[data-queue="billing"]'))
-    assert billing.find_element(By.CSS_SELECTOR, '[data-recent="failed"]').text == "1"
+    wait.until(
+        lambda b: (
+            b.find_element(By.CSS_SELECTOR, 'tr[data-queue="billing"] [data-recent="failed"]').text
+            == "1"
+        )
+    )
     wait.until(  # every receipt sent, seen through the live counts
         lambda b: (
             b.find_element(
@@ -196,12 +208,16 @@ def _browse(
     wait.until(lambda b: b.find_element(By.ID, "filters"))
     Select(browser.find_element(By.NAME, "status")).select_by_value("failed")
     browser.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
-    wait.until(lambda b: "status=failed" in b.current_url)
-    rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-job-id]")
-    assert [r.get_attribute("data-job-id") for r in rows] == [str(failed_id)]
+    wait.until(
+        lambda b: (
+            "status=failed" in b.current_url
+            and [r.get_attribute("data-job-id") for r in b.find_elements(By.CSS_SELECTOR, "tr")]
+            == [None, str(failed_id)]  # the header's row, then the charge's
+        )
+    )
 
     # Its page: failed, with its error; retried from there, it succeeds.
-    rows[0].find_element(By.LINK_TEXT, str(failed_id)).click()
+    browser.find_element(By.LINK_TEXT, str(failed_id)).click()
     wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "h1 .status-failed"))
     assert "card declined for order 1042" in browser.find_element(By.ID, "error").text
     if shots:  # the fold stops above the traceback, which names the machine's paths
