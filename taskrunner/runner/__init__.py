@@ -9,6 +9,7 @@ from taskrunner.runner.context import (
     request_context,
 )
 from taskrunner.runner.middleware import LogAttempts, Middleware
+from taskrunner.runner.overview import Overview, QueueOverview
 from taskrunner.runner.queues import QueueInfo, RateLimit
 from taskrunner.runner.retry import Retry
 from taskrunner.runner.runner import TaskRunner
@@ -21,7 +22,9 @@ __all__ = [
     "JobContext",
     "LogAttempts",
     "Middleware",
+    "Overview",
     "QueueInfo",
+    "QueueOverview",
     "RateLimit",
     "Retention",
     "Retry",
