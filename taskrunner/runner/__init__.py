@@ -7,6 +7,7 @@ from taskrunner.runner.context import (
     current_request_id,
     request_context,
 )
+from taskrunner.runner.json_logs import JsonFormatter
 from taskrunner.runner.middleware import LogAttempts, Middleware
 from taskrunner.runner.queues import QueueInfo, RateLimit
 from taskrunner.runner.retry import Retry
@@ -17,6 +18,7 @@ from taskrunner.runner.tasks import Task
 __all__ = [
     "Cleanup",
     "JobContext",
+    "JsonFormatter",
     "LogAttempts",
     "Middleware",
     "QueueInfo",
