@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import ExitStack
 from typing import Any
 
-from taskrunner import InvalidArguments, request_context
+from taskrunner.contrib.request_ids import enter_request_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -21,12 +21,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 __all__ = ["RequestIdMiddleware"]
-
-
-def _usable(value: str) -> bool:
-    """An id worth keeping: printable ASCII, so echoing it back is safe; the length and
-    the rest are checked by `request_context`."""
-    return value.isascii() and value.isprintable()
 
 
 class RequestIdMiddleware:
@@ -49,8 +43,8 @@ class RequestIdMiddleware:
             return None
         for name, value in scope.get("headers", ()):
             if name.lower() == self.header:
-                text: str = value.decode("latin-1").strip()
-                return text if text and _usable(text) else None
+                text: str = value.decode("latin-1")
+                return text
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,10 +52,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         with ExitStack() as stack:
-            try:
-                request_id = stack.enter_context(request_context(self._incoming(scope)))
-            except InvalidArguments:  # too long for a job row: a new id instead
-                request_id = stack.enter_context(request_context())
+            request_id = enter_request_id(stack, self._incoming(scope))
             echoed = (self.header, request_id.encode("latin-1"))
 
             async def send_with_id(message: Message) -> None:
