@@ -11,5 +11,6 @@
 enqueues a welcome email in one `transaction.atomic()` block, through
 `taskrunner.contrib.django.enqueue` on Django's own connection: a declined card raises
 after the enqueue and neither the row nor the job exists. The request id comes from
-`X-Request-ID` (or is made) and is on the job and in the response.
+`X-Request-ID` (or is made) and is on the job and in the response. Django's CSRF
+middleware guards the view as usual: a browser form sends `{% csrf_token %}`.
 """
