@@ -9,9 +9,9 @@
 `POST /signup` inserts a user and enqueues a welcome email on one asyncpg connection, in
 one transaction: a signup whose card is declined raises after the enqueue, and then
 neither the user row nor the job exists. `/jobs` is the dashboard (`pip install
-'taskrunner[web]'`), served only to staff: the app's own check runs before the dashboard
-sees the request. Staff here is a bearer token ($STAFF_TOKEN); use your app's session
-check instead.
+'taskrunner[web]' fastapi`), served only to staff: the app's own check runs before the
+dashboard sees the request. Staff here is a bearer token ($STAFF_TOKEN; without one, no
+one); use your app's session check instead.
 """
 
 from __future__ import annotations
@@ -26,11 +26,14 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel
+from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from taskrunner import TaskRunner, current_request_id
 from taskrunner.contrib.fastapi import RequestIdMiddleware
+from taskrunner.web import create_app as create_dashboard
 
 SCHEMA = "taskrunner_fastapi_example"
 
@@ -54,28 +57,21 @@ class StaffOnly:
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = f"Bearer {token}".encode() if token else None  # no token: no one
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):
             given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+            if self.expected is None or not hmac.compare_digest(given, self.expected):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
                 refused = PlainTextResponse(
                     "staff only", status_code=401, headers={"WWW-Authenticate": "Bearer"}
                 )
                 await refused(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def dashboard(tasks: TaskRunner) -> ASGIApp | None:
-    """The dashboard's ASGI app, or None without `taskrunner[web]`."""
-    try:
-        from taskrunner.web import create_app
-    except ImportError:
-        return None
-    app: ASGIApp = create_app(tasks, read_only=False, password=None)  # our auth is in front
-    return app
 
 
 def create_app(tasks: TaskRunner = runner, *, staff_token: str | None = None) -> FastAPI:
@@ -115,9 +111,14 @@ def create_app(tasks: TaskRunner = runner, *, staff_token: str | None = None) ->
     async def whoami() -> dict[str, str | None]:
         return {"request_id": current_request_id()}
 
-    board = dashboard(tasks)
-    if board is not None:
-        app.mount("/jobs", StaffOnly(board, staff_token or os.environ.get("STAFF_TOKEN", "")))
+    # The dashboard, behind our auth (so without a password of its own). The auth goes in
+    # the Mount's middleware rather than around the dashboard, so that its links, which
+    # are looked up among the mounted app's routes, resolve.
+    board = create_dashboard(tasks, read_only=False, password=None)
+    token = staff_token or os.environ.get("STAFF_TOKEN", "")
+    app.router.routes.append(
+        Mount("/jobs", app=board, middleware=[Middleware(StaffOnly, token=token)])
+    )
     return app
 
 
@@ -144,11 +145,10 @@ async def tour() -> None:
             rows = await pool.fetch(f"SELECT email FROM {SCHEMA}.example_users")
             jobs = await runner.list_jobs()
             print(f"users: {[r['email'] for r in rows]}; jobs: {[j.args for j in jobs]}")
-            if dashboard(runner) is not None:
-                staff = {"Authorization": "Bearer let-me-in"}
-                refused = (await client.get("/jobs/")).status_code
-                allowed = (await client.get("/jobs/", headers=staff)).status_code
-                print(f"GET /jobs/ without the token: {refused}, with it: {allowed}")
+            staff = {"Authorization": "Bearer let-me-in"}
+            refused = (await client.get("/jobs/")).status_code
+            allowed = (await client.get("/jobs/", headers=staff)).status_code
+            print(f"GET /jobs/ without the token: {refused}, with it: {allowed}")
         await runner.run_worker(stop_when_idle=True, poll_interval=0.1)
         done = await runner.wait(ok.json()["job_id"], timeout=10)
         print(f"job {done.id} {done.status}: {done.result}")

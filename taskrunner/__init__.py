@@ -28,8 +28,13 @@ from taskrunner.runner import (
     Schedule,
     Task,
     TaskRunner,
+    Workflow,
+    WorkflowNotFound,
+    chain,
+    chord,
     current_job,
     current_request_id,
+    group,
     request_context,
 )
 
@@ -64,7 +69,12 @@ __all__ = [
     "TaskRunner",
     "TaskRunnerError",
     "UnknownTask",
+    "Workflow",
+    "WorkflowNotFound",
+    "chain",
+    "chord",
     "current_job",
     "current_request_id",
+    "group",
     "request_context",
 ]

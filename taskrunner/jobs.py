@@ -20,6 +20,7 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     PAUSED = "paused"
+    WAITING = "waiting"  # a workflow step whose parents have not all succeeded yet
 
     def __str__(self) -> str:
         return self.value
@@ -57,6 +58,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str | None
     idempotency_key: str | None
     deduplicated: bool = False
+    workflow_id: int | None = None  # set on every step of a workflow
 
     @classmethod
     def from_row(cls, row: JobRow, *, deduplicated: bool = False) -> Job:
@@ -79,6 +81,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
             request_id=row.request_id,
             idempotency_key=row.idempotency_key,
             deduplicated=deduplicated,
+            workflow_id=row.workflow_id,
         )
 
 

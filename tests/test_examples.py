@@ -87,8 +87,18 @@ EXPECTED: dict[str, list[str]] = {
         "POST /signup ada: 201",
         "X-Request-ID echoed: req-1",
         "POST /signup bob: 402 card for bob@example.com was declined",
+        "GET /jobs/ without the token: 401, with it: 200",
         "users: ['ada@example.com']; jobs: [[1, 'ada@example.com']]",
         "succeeded: welcome email sent to ada@example.com (user 1)",
+    ],
+    "workflows": [
+        "5 steps, same key again -> workflow",
+        "deduplicated=True",
+        "first run: failed",
+        "publish  cancelled  not run: step",
+        "retry_workflow queued 2 steps again",
+        "second run: succeeded",
+        "result: published example.org/a@64px, example.org/a@256px",
     ],
     "process_executor": [
         "4 processes",

@@ -97,6 +97,21 @@ def test_wheel_ships_queue_sql_and_marker(dists: Dists) -> None:
 
 
 @pytest.mark.slow
+def test_wheel_ships_the_dashboards_templates_and_vendored_htmx(dists: Dists) -> None:
+    names = _wheel_names(dists.wheel)
+    web = REPO / "taskrunner" / "web"
+    for folder in ("templates", "static"):
+        shipped = {
+            PurePosixPath(n).name for n in names if n.startswith(f"taskrunner/web/{folder}/")
+        }
+        assert shipped == _files(web / folder, "*"), f"wheel web/{folder} differs"
+    assert "taskrunner/web/static/htmx.min.js" in names
+    with zipfile.ZipFile(dists.wheel) as zf:
+        (metadata,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        assert "Provides-Extra: web" in zf.read(metadata).decode()
+
+
+@pytest.mark.slow
 def test_wheel_ships_every_module(dists: Dists) -> None:
     names = _wheel_names(dists.wheel)
     modules = {

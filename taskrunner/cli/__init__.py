@@ -27,9 +27,11 @@ from taskrunner.cli.common import (
     UsageError,
     exit_code_of,
 )
+from taskrunner.cli.dashboard import add_dashboard_command
 from taskrunner.cli.jobs import add_job_commands
 from taskrunner.cli.queues import add_queue_commands
 from taskrunner.cli.schedules import add_schedule_commands
+from taskrunner.cli.workflows import add_workflow_commands
 from taskrunner.db import validate_schema
 from taskrunner.errors import InvalidSchemaName, TaskRunnerError
 from taskrunner.jobs import Job
@@ -325,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_schedule_commands(commands, _add_connection_options, _runner_from)
     add_cleanup_command(commands, _add_connection_options, _runner_from)
     add_queue_commands(commands, _add_connection_options, _runner_from)
+    add_dashboard_command(commands, load_runner)
+    add_workflow_commands(commands, _add_connection_options, _runner_from)
     return parser
 
 

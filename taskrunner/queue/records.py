@@ -50,6 +50,7 @@ class JobRow(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    workflow_id: int | None = None  # the workflow the job is a step of (migration 0010)
 
     @property
     def lease(self) -> Lease:

@@ -29,6 +29,13 @@ _SHORT = 2 * CALL_NESTING
 _SUSPECT = re.compile(rb"null|\\u0000")
 
 
+_TAKES_POSITION = (
+    inspect.Parameter.POSITIONAL_ONLY,
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    inspect.Parameter.VAR_POSITIONAL,
+)
+
+
 class ArgumentsError(ValueError):
     """The call does not fit the signature; the runner names the task."""
 
@@ -126,6 +133,9 @@ class SignatureCodec:
                 fields.append((param.name, hint))
             else:
                 fields.append((param.name, hint, param.default))
+        self._fields = fields
+        self._qualname = getattr(func, "__qualname__", "task")
+        self._after_result: type[msgspec.Struct] | None = None
         self._struct = msgspec.defstruct(
             f"{getattr(func, '__qualname__', 'task')}.Arguments",
             fields,
@@ -226,6 +236,58 @@ class SignatureCodec:
             # The general path says what is wrong by the parameter's name, not its position.
             return self._encode_general(args, {}, fingerprint=fingerprint)
         return EncodedCall(args=encoded_args, kwargs=b"{}", fingerprint=digest)
+
+    def encode_after_result(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> EncodedCall:
+        """Check and encode a call whose first positional argument comes later: a
+        workflow step that receives the result of the step before it, prepended to
+        `args` when it is released."""
+        params = list(self.signature.parameters.values())
+        first = next((p for p in params if p.kind in _TAKES_POSITION), None)
+        if first is None:
+            raise ArgumentsError(
+                "it takes no positional parameter to receive the previous step's result "
+                "(a step that receives nothing is written task.si(...))"
+            )
+        if first.name in kwargs and first.kind is not first.VAR_POSITIONAL:
+            raise ArgumentsError(
+                f"argument {first.name!r} receives the previous step's result; it cannot "
+                "be given as well"
+            )
+        try:
+            arguments = dict(self.signature.bind(None, *args, **kwargs).arguments)
+        except TypeError as exc:
+            raise ArgumentsError(str(exc)) from None
+        if first.kind is first.VAR_POSITIONAL:
+            arguments[first.name] = arguments[first.name][1:]
+        else:
+            del arguments[first.name]
+        if self._after_result is None:
+            fields = [
+                (f[0], Any, None)
+                if f[0] == first.name and first.kind is not first.VAR_POSITIONAL
+                else f
+                for f in self._fields
+            ]
+            self._after_result = msgspec.defstruct(
+                f"{self._qualname}.ArgumentsAfterResult",
+                fields,
+                kw_only=True,
+                forbid_unknown_fields=True,
+            )
+        try:
+            encoded_args = _encoder.encode(args)
+            encoded_kwargs = _encoder.encode(kwargs)
+            data = encoded_args + encoded_kwargs
+            if len(data) > _SHORT or _SUSPECT.search(data):
+                _check_encoded(data, arguments)
+            msgspec.convert(arguments, self._after_result)
+            complete = {k: v for k, v in self._defaults.items() if k != first.name}
+            digest = hashlib.sha256(_canonical.encode({**complete, **arguments})).hexdigest()
+        except _ENCODE_ERRORS as exc:
+            raise _encode_failure(exc) from None
+        except msgspec.ValidationError as exc:
+            raise ArgumentsError(str(exc)) from None
+        return EncodedCall(args=encoded_args, kwargs=encoded_kwargs, fingerprint=digest)
 
     def decode(self, args: bytes, kwargs: bytes) -> tuple[list[Any], dict[str, Any]]:
         """Typed positional and keyword arguments for the handler."""

@@ -30,6 +30,8 @@ class JobVerbs:
         @property
         def job_queue(self) -> JobQueue: ...
 
+        async def _retry_step(self, workflow_id: int, job_id: int) -> bool: ...
+
     async def get_job(self, job_id: int) -> Job | None:
         row = await self.job_queue.get(check_job_id(job_id))
         return Job.from_row(row) if row is not None else None
@@ -73,8 +75,14 @@ class JobVerbs:
         return await self.job_queue.resume(check_job_id(job_id))
 
     async def retry(self, job_id: int) -> bool:
-        """Failed/cancelled → queued again, attempts reset."""
-        return await self.job_queue.retry(check_job_id(job_id))
+        """Failed/cancelled → queued again, attempts reset. A workflow step goes back
+        with the steps that were cancelled because of it (they wait for it again)."""
+        if await self.job_queue.retry(check_job_id(job_id)):
+            return True
+        row = await self.job_queue.get(job_id)
+        if row is None or row.workflow_id is None:
+            return False
+        return await self._retry_step(row.workflow_id, job_id)
 
     async def stats(self) -> Stats:
         return Stats.from_counts(await self.job_queue.stats())

@@ -7,6 +7,8 @@ their own, each a mixin class in a module named after what it does:
 - runner/schedules.py    periodic, add_schedule and the other schedule verbs
 - runner/metadata.py     set_metadata, get_metadata, delete_metadata
 - runner/middleware.py   @runner.middleware
+- runner/overview.py     overview, find_jobs, retry_jobs, cancel_jobs (the dashboard's)
+- runner/workflows.py    enqueue_workflow and the other workflow verbs (canvas.py)
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ from taskrunner.runner.enqueueing import EnqueueVerbs
 from taskrunner.runner.job_verbs import JobVerbs
 from taskrunner.runner.metadata import MetadataVerbs
 from taskrunner.runner.middleware import Middleware, MiddlewareVerbs
+from taskrunner.runner.overview import OverviewVerbs
 from taskrunner.runner.queues import QueueVerbs
 from taskrunner.runner.retry import Retry
 from taskrunner.runner.schedules import ScheduleVerbs
 from taskrunner.runner.sync import SyncRunner
 from taskrunner.runner.tasks import ExecutorName, Task
 from taskrunner.runner.worker import Worker, WorkerSettings
+from taskrunner.runner.workflows import WorkflowVerbs
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,6 +57,8 @@ class TaskRunner(
     MiddlewareVerbs,
     CleanupVerbs,
     QueueVerbs,
+    OverviewVerbs,
+    WorkflowVerbs,
 ):
     """Tasks, enqueueing and workers over one PostgreSQL schema.
 

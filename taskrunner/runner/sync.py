@@ -25,8 +25,10 @@ from taskrunner.errors import TaskRunnerError
 
 if TYPE_CHECKING:
     from taskrunner.jobs import Job, JobStatus, Stats
+    from taskrunner.runner.canvas import Canvas
     from taskrunner.runner.runner import TaskRunner
     from taskrunner.runner.tasks import Task
+    from taskrunner.runner.workflows import Workflow
 
 log = logging.getLogger("taskrunner")
 T = TypeVar("T")
@@ -193,6 +195,28 @@ class SyncRunner:
                 archived=archived,
             ),
         )
+
+    # ---- workflows -----------------------------------------------------------------
+
+    def enqueue_workflow(self, canvas: Canvas, **options: Any) -> Workflow:
+        """`runner.enqueue_workflow`, blocking (no `connection=`, as for enqueue)."""
+        _refuse_connection(options)
+        return self._call("enqueue_workflow", lambda r: r.enqueue_workflow(canvas, **options))
+
+    def get_workflow(self, workflow_id: int) -> Workflow | None:
+        return self._call("get_workflow", lambda r: r.get_workflow(workflow_id))
+
+    def wait_workflow(self, workflow_id: int, timeout: float | None = None) -> Workflow:
+        return self._call("wait_workflow", lambda r: r.wait_workflow(workflow_id, timeout))
+
+    def workflow_result(self, workflow_id: int, timeout: float | None = None) -> Any:
+        return self._call("workflow_result", lambda r: r.workflow_result(workflow_id, timeout))
+
+    def cancel_workflow(self, workflow_id: int) -> int:
+        return self._call("cancel_workflow", lambda r: r.cancel_workflow(workflow_id))
+
+    def retry_workflow(self, workflow_id: int) -> int:
+        return self._call("retry_workflow", lambda r: r.retry_workflow(workflow_id))
 
     def migrate(self, dry_run: bool = False) -> list[str]:
         return self._call("migrate", lambda r: r.migrate(dry_run=dry_run))

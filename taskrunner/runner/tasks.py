@@ -16,6 +16,7 @@ from taskrunner.runner.retry import Retry
 
 if TYPE_CHECKING:
     from taskrunner.jobs import Job
+    from taskrunner.runner.canvas import Step
     from taskrunner.runner.runner import TaskRunner
 
 P = ParamSpec("P")
@@ -101,6 +102,19 @@ class Task(Generic[P, R]):
     async def enqueue(self, *args: Any, **kwargs: Any) -> Job:
         """Queue a call; takes the same options as `runner.enqueue`."""
         return await self.runner.enqueue(self, *args, **kwargs)
+
+    def s(self, *args: Any, **kwargs: Any) -> Step:
+        """A workflow step calling this task; after another step, the previous result
+        comes first in its positional arguments (see runner/canvas.py)."""
+        from taskrunner.runner.canvas import Step
+
+        return Step(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Step:
+        """A workflow step that receives nothing from the steps before it."""
+        from taskrunner.runner.canvas import Step
+
+        return Step(self, args, kwargs, immutable=True)
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.queue} executor={self.executor}>"

@@ -126,12 +126,6 @@ async def test_a_job_enqueued_by_a_request_runs_on_a_worker(
     )
 
 
-@pytest.fixture
-def web() -> None:
-    pytest.importorskip("taskrunner.web", reason="the dashboard (taskrunner[web]) is not here")
-
-
-@pytest.mark.usefixtures("web")
 async def test_the_dashboard_under_jobs_refuses_a_request_without_the_apps_auth(
     client: httpx.AsyncClient,
 ):
@@ -141,9 +135,21 @@ async def test_the_dashboard_under_jobs_refuses_a_request_without_the_apps_auth(
     assert wrong.status_code == 401
 
 
-@pytest.mark.usefixtures("web")
 async def test_the_dashboard_under_jobs_answers_staff(client: httpx.AsyncClient, tr: TaskRunner):
     await client.post("/signup", json={"email": "ada@example.com"})
     response = await client.get("/jobs/", headers=STAFF)
     assert response.status_code == 200, response.text
     assert "default" in response.text  # the overview names the queue the job is in
+    assert 'href="/jobs/static/' in response.text  # its links stay under the mount
+
+
+async def test_without_a_staff_token_the_dashboard_answers_no_one(
+    example: ModuleType, tr: TaskRunner, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("STAFF_TOKEN", raising=False)
+    app = example.create_app(tr, staff_token=None)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            response = await client.get("/jobs/", headers={"Authorization": "Bearer "})
+    assert response.status_code == 401

@@ -14,15 +14,17 @@ ORDER BY id DESC
 LIMIT $6;
 
 -- name: cancel
--- Queued or paused: cancelled at once. Running: marked, and its worker is told on the
--- cancel channel ($2); the worker stops the handler and the job ends cancelled.
+-- Queued, paused or waiting (a workflow step): cancelled at once (a step's dependants
+-- with it, by the trigger of migration 0010). Running: marked, and its worker is told on
+-- the cancel channel ($2); the worker stops the handler and the job ends cancelled.
 WITH changed AS (
     UPDATE /*schema*/jobs
     SET status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
         cancel_requested = (status = 'running'),
         finished_at = CASE WHEN status = 'running' THEN NULL ELSE now() END
     WHERE id = $1
-      AND (status IN ('queued', 'paused') OR (status = 'running' AND NOT cancel_requested))
+      AND (status IN ('queued', 'paused', 'waiting')
+           OR (status = 'running' AND NOT cancel_requested))
     RETURNING id, status
 )
 SELECT id, status::text,
@@ -45,12 +47,13 @@ SELECT id, CASE WHEN run_at <= now() THEN pg_notify($2, queue) END IS NULL AS no
 FROM changed;
 
 -- name: retry
--- A failed or cancelled job runs again from its first attempt, now.
+-- A failed or cancelled job runs again from its first attempt, now. Not a workflow
+-- step: those are retried with their dependants (retry_workflow_steps, workflows.sql).
 WITH changed AS (
     UPDATE /*schema*/jobs
     SET status = 'queued', attempts = 0, run_at = now(), cancel_requested = false,
         started_at = NULL, finished_at = NULL, result = NULL
-    WHERE id = $1 AND status IN ('failed', 'cancelled')
+    WHERE id = $1 AND status IN ('failed', 'cancelled') AND workflow_id IS NULL
     RETURNING id, queue
 )
 SELECT id, pg_notify($2, queue) IS NULL AS notified FROM changed;

@@ -41,13 +41,14 @@ moved AS (
     RETURNING id, task, queue, status, args, kwargs, priority, run_at, attempts,
               max_attempts, idempotency_key, fingerprint, request_id, lease_id,
               lease_owner, lease_expires_at, cancel_requested, last_error, result,
-              created_at, started_at, finished_at
+              created_at, started_at, finished_at, workflow_id
 ),
 archived AS (
     INSERT INTO /*schema*/archived_jobs (
         id, task, queue, status, args, kwargs, priority, run_at, attempts, max_attempts,
         idempotency_key, fingerprint, request_id, lease_id, lease_owner, lease_expires_at,
-        cancel_requested, last_error, result, created_at, started_at, finished_at)
+        cancel_requested, last_error, result, created_at, started_at, finished_at,
+        workflow_id)
     SELECT * FROM moved
     RETURNING 1
 )
@@ -56,10 +57,12 @@ SELECT (SELECT count(*) FROM archived) AS count, (SELECT max(finished_at) FROM d
 -- name: rerun_finished
 -- Puts up to $3 jobs of the final status $1 (finished at or before $2, not before the
 -- cursor $4) back to queued from their first attempt, runnable now, like retry; wakes
--- idle workers of their queues on the jobs channel ($5).
+-- idle workers of their queues on the jobs channel ($5). Workflow steps are left to
+-- retry_workflow, which puts their dependants back too.
 WITH doomed AS (
     SELECT id, finished_at FROM /*schema*/jobs
     WHERE status = $1::text::/*schema*/job_status
+      AND workflow_id IS NULL
       AND finished_at <= $2::timestamptz
       AND finished_at >= coalesce($4::timestamptz, '-infinity')
     ORDER BY finished_at
@@ -82,11 +85,13 @@ SELECT (SELECT count(*) FROM changed) AS count, (SELECT max(finished_at) FROM do
 -- name: remove_waiting
 -- Deletes up to $3 jobs of status $1 (queued or paused) created at or before $2 with ids
 -- above the cursor $4, in id order (the primary key serves the walk, which never goes
--- back). Claims skip locked rows as this does, so neither waits for the other.
+-- back). Claims skip locked rows as this does, so neither waits for the other. Steps of
+-- workflows are left alone (their dependants would wait for ever): cancel_workflow.
 WITH doomed AS (
     SELECT id FROM /*schema*/jobs
     WHERE status = $1::text::/*schema*/job_status
       AND status IN ('queued', 'paused')
+      AND workflow_id IS NULL
       AND created_at <= $2::timestamptz
       AND id > $4::bigint
     ORDER BY id
