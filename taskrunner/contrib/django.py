@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -93,7 +93,7 @@ def enqueue(
     queue: str | None = None,
     priority: int = 0,
     run_at: datetime | None = None,
-    delay: float | None = None,
+    delay: float | timedelta | None = None,
     max_attempts: int | None = None,
     idempotency_key: str | None = None,
     request_id: str | None = None,
@@ -123,9 +123,15 @@ def enqueue(
     _whole(priority, "priority", task, -_INT4)
     if max_attempts is not None:
         _whole(max_attempts, "max_attempts", task, 1)
+    if delay is not None and run_at is not None:
+        raise InvalidArguments(task, "give delay or run_at, not both", field="delay")
+    if isinstance(delay, timedelta):
+        delay = delay.total_seconds()
     if run_at is not None and (not isinstance(run_at, datetime) or run_at.utcoffset() is None):
         raise InvalidArguments(task, "run_at must be a datetime with a UTC offset", field="run_at")
-    if delay is not None and (not isinstance(delay, int | float) or not 0 <= delay < 1e9):
+    if delay is not None and (
+        not isinstance(delay, int | float) or isinstance(delay, bool) or not 0 <= delay < 1e9
+    ):
         raise InvalidArguments(task, "delay must be a number of seconds from 0", field="delay")
     params = (
         task,

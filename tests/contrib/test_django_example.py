@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,15 @@ def test_outside_a_transaction_an_enqueue_commits_at_once(pg_dsn: str, django_sc
     )
 
 
+def test_a_delay_puts_the_job_that_far_in_the_future(pg_dsn: str, django_schema: str):
+    from taskrunner.contrib.django import enqueue
+
+    before = datetime.now(UTC)
+    enqueue("reports.build", 1, delay=timedelta(hours=1))
+    (job,) = jobs_in(pg_dsn, django_schema)
+    assert timedelta(minutes=59) < job.run_at - before < timedelta(minutes=61)
+
+
 def test_the_current_request_id_is_the_jobs(pg_dsn: str, django_schema: str):
     from taskrunner.contrib.django import enqueue
 
@@ -198,6 +208,9 @@ def test_a_key_held_with_other_arguments_raises_and_leaves_the_transaction_usabl
         ((("t",), {"request_id": "r" * 201}), "request_id"),
         ((("t",), {"priority": "high"}), "priority"),
         ((("t",), {"max_attempts": 0}), "max_attempts"),
+        ((("t",), {"delay": -1}), "delay"),
+        ((("t",), {"delay": 5, "run_at": datetime.now(UTC)}), "delay"),
+        ((("t",), {"run_at": datetime(2030, 1, 1)}), "run_at"),  # no UTC offset
         ((("t", float("nan")), {}), None),
         ((("t", object()), {}), None),
         ((("t", "a\x00b"), {}), None),
