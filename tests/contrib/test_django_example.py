@@ -143,6 +143,21 @@ def test_a_request_without_the_header_gets_a_new_id_on_the_job_and_the_response(
     assert response["X-Request-ID"] == job.request_id == response.json()["request_id"]
 
 
+async def test_under_asgi_the_request_id_reaches_the_job_and_the_response(
+    pg_dsn: str, django_schema: str
+):
+    from django.test import AsyncClient
+
+    response = await AsyncClient().post(
+        "/signup", {"email": "ada@example.com"}, headers={"X-Request-ID": "req-asgi-1"}
+    )
+    assert response.status_code == 201, response.content
+    assert response["X-Request-ID"] == "req-asgi-1"
+    async with TaskRunner(pg_dsn, schema=django_schema) as runner:
+        (job,) = await runner.list_jobs()
+    assert job.request_id == "req-asgi-1"
+
+
 # ---- the helper on its own ----------------------------------------------------------------
 
 
