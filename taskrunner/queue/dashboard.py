@@ -15,6 +15,7 @@ from taskrunner.queue.errors import translate_errors
 from taskrunner.queue.notify import cancel_channel, jobs_channel
 from taskrunner.queue.records import JobRow, job_row
 from taskrunner.queue.statements import statements_for
+from taskrunner.queue.workflows import WorkflowRow
 
 # A pool or one connection (asyncpg ships no types, so this is documentation).
 Executor: TypeAlias = Any
@@ -56,6 +57,23 @@ class DashboardQueries:
     @translate_errors
     async def find_by_key(self, key: str, *, limit: int) -> list[JobRow]:
         return [job_row(r) for r in await self.db.fetch(self.sql["find_jobs_by_key"], key, limit)]
+
+    @translate_errors
+    async def list_workflows(
+        self, *, status: str | None, before_id: int | None, limit: int
+    ) -> list[WorkflowRow]:
+        rows = await self.db.fetch(self.sql["list_workflows"], status, before_id, limit)
+        return [
+            WorkflowRow(
+                id=r["id"],
+                status=r["status"],
+                job_ids=list(r["job_ids"] or []),
+                created_at=r["created_at"],
+                finished_at=r["finished_at"],
+                request_id=r["request_id"],
+            )
+            for r in rows
+        ]
 
     @translate_errors
     async def change_matching(

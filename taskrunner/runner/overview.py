@@ -1,5 +1,5 @@
-"""What a dashboard reads and does in bulk: `overview()`, `find_jobs()`, and
-`retry_jobs()` / `cancel_jobs()` over every job a filter selects.
+"""What a dashboard reads and does in bulk: `overview()`, `find_jobs()`,
+`list_workflows()`, and `retry_jobs()` / `cancel_jobs()` over every job a filter selects.
 
 The reads are built for big tables: they use indexes only (queue/dashboard.py), so the
 overview gives exact counts of live jobs and of the jobs finished in a recent window,
@@ -13,11 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from taskrunner.errors import InvalidArguments
 from taskrunner.jobs import Job, JobStatus
-from taskrunner.limits import MAX_DELAY_SECONDS, MAX_TIMEOUT_SECONDS, check_int, check_seconds
+from taskrunner.limits import (
+    MAX_DELAY_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+    check_int,
+    check_job_id,
+    check_seconds,
+)
 from taskrunner.queue.dashboard import DashboardQueries
 from taskrunner.runner.options import MAX_LIST_LIMIT, list_filters
 from taskrunner.runner.tasks import Task
+from taskrunner.runner.workflows import FINAL_WORKFLOW_STATUSES, Workflow
 
 if TYPE_CHECKING:
     from taskrunner.queue import JobQueue
@@ -139,6 +147,23 @@ class OverviewVerbs:
                 found[row.id] = Job.from_row(row)
         return sorted(found.values(), key=lambda j: j.id, reverse=True)[:limit]
 
+    async def list_workflows(
+        self, *, status: str | None = None, before_id: int | None = None, limit: int = 50
+    ) -> list[Workflow]:
+        """Newest workflows first, optionally of one status ("running", "succeeded",
+        "failed" or "cancelled"). Pages: `before_id=` the last id of the page before."""
+        statuses = ("running", *sorted(FINAL_WORKFLOW_STATUSES))
+        if status is not None and status not in statuses:
+            raise InvalidArguments(
+                None, f"status must be one of {', '.join(statuses)}, not {status!r}", field="status"
+            )
+        rows = await self._dashboard_queries.list_workflows(
+            status=status,
+            before_id=check_job_id(before_id, "before_id") if before_id is not None else None,
+            limit=check_int(limit, "limit", minimum=0, maximum=MAX_LIST_LIMIT),
+        )
+        return [Workflow.from_row(r) for r in rows]
+
     async def retry_jobs(
         self,
         *,
@@ -151,7 +176,7 @@ class OverviewVerbs:
         max_seconds: float = 30.0,
     ) -> int:
         """Retry every failed or cancelled job the filters select (None: any), as `retry`
-        does each. Returns how many."""
+        does each; workflow steps are left to `retry_workflow`. Returns how many."""
         return await self._change_matching(
             "retry", status, queue, task, request_id, batch, limit, max_seconds
         )
@@ -167,8 +192,8 @@ class OverviewVerbs:
         limit: int = 100_000,
         max_seconds: float = 30.0,
     ) -> int:
-        """Cancel every queued, paused or running job the filters select (None: any), as
-        `cancel` does each. Returns how many."""
+        """Cancel every queued, paused, waiting or running job the filters select (None:
+        any), as `cancel` does each. Returns how many."""
         return await self._change_matching(
             "cancel", status, queue, task, request_id, batch, limit, max_seconds
         )

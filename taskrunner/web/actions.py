@@ -1,6 +1,6 @@
 """The dashboard's actions (POST, each with a CSRF token): a job's retry, cancel, pause
 and resume; a queue's pause and resume; running a schedule now; retrying or cancelling
-every job a filter selects. A request without a valid token changes nothing (403).
+every job a filter selects, or a workflow. A request without a valid token changes nothing (403).
 
 Each ends in a redirect (303) back to the page it came from, with a message.
 """
@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from taskrunner import JobStatus, ScheduleNotFound, TaskRunner
+from taskrunner import JobStatus, ScheduleNotFound, TaskRunner, WorkflowNotFound
 
 if TYPE_CHECKING:
     from taskrunner.web.security import Csrf
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 JOB_ACTIONS = ("retry", "cancel", "pause", "resume")
 BULK_ACTIONS = ("retry", "cancel")
 QUEUE_ACTIONS = ("pause", "resume")
+WORKFLOW_ACTIONS = ("retry", "cancel")
 STATUSES = {s.value for s in JobStatus}
 
 
@@ -104,6 +105,24 @@ class ActionViews:
         state = "already paused" if action == "pause" else "not paused"
         message = f"queue {name}: {action} done" if changed else f"queue {name}: {state}"
         return _back(request, request.url_for("queues").path, message)
+
+    async def workflow_action(self, request: Request) -> Response:
+        action, workflow_id = request.path_params["action"], request.path_params["workflow_id"]
+        if action not in WORKFLOW_ACTIONS:
+            raise HTTPException(404, f"no workflow action {action!r}")
+        await self._checked_form(request)
+        runner = await self.ready()
+        verb = runner.retry_workflow if action == "retry" else runner.cancel_workflow
+        try:
+            count = await verb(workflow_id)
+        except WorkflowNotFound:
+            raise HTTPException(404, f"no workflow {workflow_id}") from None
+        done = "steps queued again" if action == "retry" else "steps cancelled"
+        return _back(
+            request,
+            request.url_for("workflow", workflow_id=workflow_id).path,
+            f"workflow {workflow_id}: {count} {done}",
+        )
 
     async def schedule_run(self, request: Request) -> Response:
         form = await self._checked_form(request)

@@ -73,7 +73,6 @@ class Dashboard(PageViews, ActionViews):
         context = {
             "read_only": self.read_only,
             "csrf_token": "" if self.read_only else self.csrf.token_for(request),
-            "has_workflows": hasattr(self.runner, "get_workflow"),
             "message": request.query_params.get("message", ""),
             **context,
         }
@@ -103,7 +102,7 @@ class Dashboard(PageViews, ActionViews):
             Route("/queues", self.queues, name="queues"),
             Route("/schedules", self.schedules, name="schedules"),
             Route("/workflows", self.workflows, name="workflows"),
-            Route("/workflows/{workflow_id}", self.workflow, name="workflow"),
+            Route("/workflows/{workflow_id:int}", self.workflow, name="workflow"),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
         if not self.read_only:
@@ -117,6 +116,12 @@ class Dashboard(PageViews, ActionViews):
                 ),
                 Route("/queues/{action}", self.queue_action, methods=["POST"], name="queue_action"),
                 Route("/schedules/run", self.schedule_run, methods=["POST"], name="schedule_run"),
+                Route(
+                    "/workflows/{workflow_id:int}/{action}",
+                    self.workflow_action,
+                    methods=["POST"],
+                    name="workflow_action",
+                ),
             ]
         return routes
 

@@ -12,11 +12,13 @@ from taskrunner import JobStatus, TaskRunner
 
 PAGE_SIZE = 50
 STATUSES = [s.value for s in JobStatus]
+WORKFLOW_STATUSES = ["running", "succeeded", "failed", "cancelled"]
 # Actions a job's status allows, as the runner's verbs decide them.
 ACTIONS_BY_STATUS = {
     "queued": ("pause", "cancel"),
     "paused": ("resume", "cancel"),
     "running": ("cancel",),
+    "waiting": ("cancel",),
     "failed": ("retry",),
     "cancelled": ("retry",),
     "succeeded": (),
@@ -113,7 +115,7 @@ class PageViews:
             "job.html",
             {
                 "job": job,
-                "actions": ACTIONS_BY_STATUS[job.status.value],
+                "actions": ACTIONS_BY_STATUS.get(job.status.value, ()),
                 "workflow_id": getattr(job, "workflow_id", None),
             },
         )
@@ -128,17 +130,28 @@ class PageViews:
 
     async def workflows(self, request: Request) -> Response:
         runner = await self.ready()
-        lister = getattr(runner, "list_workflows", None)
-        listed = await lister(limit=PAGE_SIZE) if lister is not None else None
-        return self.render(request, "workflows.html", {"workflows": listed})
+        status = request.query_params.get("status") or None
+        if status is not None and status not in WORKFLOW_STATUSES:
+            raise HTTPException(400, f"unknown status {status!r}")
+        before = _cursor(request)
+        page = await runner.list_workflows(status=status, before_id=before, limit=PAGE_SIZE + 1)
+        shown = page[:PAGE_SIZE]
+        return self.render(
+            request,
+            "workflows.html",
+            {
+                "workflows": shown,
+                "status": status,
+                "statuses": WORKFLOW_STATUSES,
+                "before": before,
+                "next_before": shown[-1].id if len(page) > PAGE_SIZE else None,
+            },
+        )
 
     async def workflow(self, request: Request) -> Response:
         runner = await self.ready()
-        getter = getattr(runner, "get_workflow", None)
-        if getter is None:
-            raise HTTPException(404, "this version of taskrunner has no workflows")
-        raw = request.path_params["workflow_id"]
-        found = await getter(int(raw) if raw.isdigit() else raw)
-        if found is None:
-            raise HTTPException(404, f"no workflow {raw}")
-        return self.render(request, "workflow.html", {"workflow": found})
+        workflow_id = request.path_params["workflow_id"]
+        tree = await runner.workflow_tree(workflow_id)
+        if tree is None:
+            raise HTTPException(404, f"no workflow {workflow_id}")
+        return self.render(request, "workflow.html", {"tree": tree})

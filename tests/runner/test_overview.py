@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from taskrunner import InvalidArguments, JobStatus, PermanentFailure, TaskRunner
+from taskrunner import InvalidArguments, JobStatus, PermanentFailure, TaskRunner, chain
 
 
 async def test_the_overview_counts_live_jobs_per_queue_and_jobs_finished_in_the_window(
@@ -103,3 +103,31 @@ async def test_bulk_verbs_refuse_a_bad_filter_before_changing_anything(runner: T
         await runner.retry_jobs(status="done")
     with pytest.raises(InvalidArguments, match="batch"):
         await runner.cancel_jobs(queue="x", batch=0)
+
+
+async def test_retry_jobs_leaves_workflow_steps_to_retry_workflow(runner: TaskRunner, work):
+    @runner.task(max_attempts=1)
+    async def fails(n: int) -> None:
+        raise PermanentFailure("no")
+
+    workflow = await runner.enqueue_workflow(chain(fails.s(1), fails.si(2)))
+    alone = await fails.enqueue(3)
+    await work()
+
+    assert await runner.retry_jobs(status="failed") == 1
+
+    assert (await runner.get_job(alone.id)).status is JobStatus.QUEUED
+    assert (await runner.get_job(workflow.job_ids[0])).status is JobStatus.FAILED
+
+
+async def test_list_workflows_pages_newest_first(runner: TaskRunner):
+    @runner.task
+    async def fine(n: int) -> None: ...
+
+    made = [await runner.enqueue_workflow(chain(fine.si(n), fine.si(n))) for n in range(3)]
+
+    first = await runner.list_workflows(limit=2)
+    rest = await runner.list_workflows(before_id=first[-1].id, limit=2)
+
+    assert [w.id for w in first + rest] == [w.id for w in reversed(made)]
+    assert await runner.list_workflows(status="succeeded") == []

@@ -187,7 +187,7 @@ def _browse(browser: webdriver.Chrome, base: str, failed_id: int) -> None:
     rows[0].find_element(By.LINK_TEXT, str(failed_id)).click()
     wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "h1 .status-failed"))
     assert "card declined for order 1042" in browser.find_element(By.ID, "error").text
-    if shots:
+    if shots:  # the fold stops above the traceback, which names the machine's paths
         browser.save_screenshot(str(Path(shots) / "job.png"))
     browser.find_element(By.CSS_SELECTOR, 'button[data-action="Retry"]').click()
     wait.until(lambda b: "retry done" in b.find_element(By.CSS_SELECTOR, ".message").text)

@@ -144,3 +144,14 @@ def test_the_command_listens_on_loopback_unless_told_otherwise():
     assert args.host == "127.0.0.1"
     assert args.read_only is False
     assert args.password is None
+
+
+def test_without_the_extra_the_command_exits_1_naming_the_install_command(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn fails
+
+    code, err = _dashboard(capsys)
+
+    assert code == 1
+    assert "pip install 'taskrunner[web]'" in err

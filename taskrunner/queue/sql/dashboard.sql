@@ -33,7 +33,8 @@ UNION ALL
 SELECT 'total', NULL, s.status::text,
        (SELECT count(*) FROM (SELECT 1 FROM /*schema*/jobs AS j
                               WHERE j.status = s.status AND j.finished_at IS NOT NULL
-                              LIMIT $2::bigint) AS capped),
+                              ORDER BY j.status, j.finished_at  -- the index's order: no
+                              LIMIT $2::bigint) AS capped),    -- plan reads the table
        NULL
 FROM unnest('{succeeded,failed,cancelled}'::/*schema*/job_status[]) AS s(status)
 UNION ALL
@@ -48,10 +49,13 @@ SELECT * FROM /*schema*/jobs WHERE idempotency_key = $1 ORDER BY id DESC LIMIT $
 -- One batch of a bulk retry: up to $5 failed or cancelled jobs that match the filters
 -- (status $1, queue $2, task $3, request id $4; NULL: any) run again from their first
 -- attempt, now. Rows another transaction holds are skipped, not waited for. Wakes the
--- workers of each queue touched ($6). Returns how many changed.
+-- workers of each queue touched ($6). Returns how many changed. Workflow steps are left
+-- out: a step is retried with its workflow (retry_workflow), which also requeues the
+-- steps that were cancelled because of it.
 WITH picked AS (
     SELECT id FROM /*schema*/jobs
     WHERE status IN ('failed', 'cancelled') AND finished_at IS NOT NULL
+      AND workflow_id IS NULL
       AND ($1::text IS NULL OR status::text = $1)
       AND ($2::text IS NULL OR queue = $2)
       AND ($3::text IS NULL OR task = $3)
@@ -73,12 +77,14 @@ SELECT (SELECT count(*) FROM changed)::int AS changed,
         WHERE pg_notify($6, q.queue) IS NULL)::int AS notified;
 
 -- name: cancel_matching
--- One batch of a bulk cancel: up to $5 queued, paused or running jobs that match the
--- filters (as retry_matching). Queued and paused ones are cancelled at once; running
--- ones are marked and their workers told on the cancel channel ($6), as `cancel` does.
+-- One batch of a bulk cancel: up to $5 queued, paused, waiting or running jobs that match
+-- the filters (as retry_matching). Queued, paused and waiting ones are cancelled at once
+-- (a workflow step's dependants with it, by the trigger of migration 0010); running ones
+-- are marked and their workers told on the cancel channel ($6), as `cancel` does.
 WITH picked AS (
     SELECT id FROM /*schema*/jobs
-    WHERE (status IN ('queued', 'paused') OR (status = 'running' AND NOT cancel_requested))
+    WHERE (status IN ('queued', 'paused', 'waiting')
+           OR (status = 'running' AND NOT cancel_requested))
       AND ($1::text IS NULL OR status::text = $1)
       AND ($2::text IS NULL OR queue = $2)
       AND ($3::text IS NULL OR task = $3)
@@ -101,3 +107,13 @@ SELECT count(*)::int AS changed,
                          THEN (pg_notify($6, id::text) IS NULL)::int ELSE 0 END), 0)::int
            AS notified
 FROM changed;
+
+-- name: list_workflows
+-- Newest first, optionally of one status ($1), ids below $2 (the cursor: the last id of
+-- the page before); the primary key serves the order.
+SELECT id, status, job_ids, created_at, finished_at, request_id, NULL::text AS output,
+       NULL::text AS shape
+FROM /*schema*/workflows
+WHERE ($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR id < $2)
+ORDER BY id DESC
+LIMIT $3;
