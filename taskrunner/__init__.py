@@ -18,6 +18,7 @@ from taskrunner.jobs import Job, JobStatus, QueueStats, Stats
 from taskrunner.runner import (
     Cleanup,
     JobContext,
+    JsonFormatter,
     LogAttempts,
     Middleware,
     Overview,
@@ -52,6 +53,7 @@ __all__ = [
     "JobFailed",
     "JobNotFound",
     "JobStatus",
+    "JsonFormatter",
     "LogAttempts",
     "Middleware",
     "Overview",

@@ -84,6 +84,14 @@ EXPECTED: dict[str, list[str]] = {
         "thumbnails while paused: {'queued': 6}",
         "thumbnails after resume: at most 2 at once",
     ],
+    "fastapi_app": [
+        "POST /signup ada: 201",
+        "X-Request-ID echoed: req-1",
+        "POST /signup bob: 402 card for bob@example.com was declined",
+        "GET /jobs/ without the token: 401, with it: 200",
+        "users: ['ada@example.com']; jobs: [[1, 'ada@example.com']]",
+        "succeeded: welcome email sent to ada@example.com (user 1)",
+    ],
     "workflows": [
         "5 steps, same key again -> workflow",
         "deduplicated=True",

@@ -36,10 +36,11 @@ from taskrunner.db import validate_schema
 from taskrunner.errors import InvalidSchemaName, TaskRunnerError
 from taskrunner.jobs import Job
 from taskrunner.project import project_root
-from taskrunner.runner import TaskRunner
+from taskrunner.runner import JsonFormatter, TaskRunner
 
 DEFAULT_SCHEMA = "taskrunner"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 __all__ = ["UsageError", "build_parser", "load_runner", "main"]
 
@@ -93,13 +94,28 @@ class _JobLogDefaults(logging.Filter):
         return True
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler()
-    handler.addFilter(_JobLogDefaults())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [request %(request_id)s] %(message)s")
-    )
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+        logging.captureWarnings(True)  # so every line on stderr is JSON, warnings too
+    else:
+        handler.addFilter(_JobLogDefaults())
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s [request %(request_id)s] %(message)s"
+            )
+        )
     logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
+def _report_error(line: str, log_format: str) -> None:
+    """The line that says why the command failed: plain on stderr, or a log record when
+    stderr carries JSON (a log collector would choke on one plain line)."""
+    if log_format == "json":
+        logging.getLogger("taskrunner.cli").error(line)
+    else:
+        print(line, file=sys.stderr)
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -275,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--stop-when-idle", action="store_true", help="exit once nothing is running or runnable"
     )
+    worker.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text lines, or one JSON object per record for log collectors (default: text)",
+    )
     worker.set_defaults(handler=cmd_worker)
 
     migrate = commands.add_parser("migrate", help="apply pending migrations")
@@ -313,15 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.log_level)
+    log_format = getattr(args, "log_format", "text")
+    _setup_logging(args.log_level, log_format)
     try:
         code: int = args.handler(args)
     except UsageError as exc:
-        print(f"taskrunner: error: {exc}", file=sys.stderr)
+        _report_error(f"taskrunner: error: {exc}", log_format)
         return EXIT_USAGE
     except TaskRunnerError as exc:
         code = exit_code_of(exc)
-        print(f"taskrunner: {'error: ' if code == EXIT_USAGE else ''}{exc}", file=sys.stderr)
+        _report_error(f"taskrunner: {'error: ' if code == EXIT_USAGE else ''}{exc}", log_format)
         return code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

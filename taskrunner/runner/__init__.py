@@ -8,6 +8,7 @@ from taskrunner.runner.context import (
     current_request_id,
     request_context,
 )
+from taskrunner.runner.json_logs import JsonFormatter
 from taskrunner.runner.middleware import LogAttempts, Middleware
 from taskrunner.runner.overview import Overview, QueueOverview
 from taskrunner.runner.queues import QueueInfo, RateLimit
@@ -20,6 +21,7 @@ from taskrunner.runner.workflows import Workflow, WorkflowNotFound, WorkflowTree
 __all__ = [
     "Cleanup",
     "JobContext",
+    "JsonFormatter",
     "LogAttempts",
     "Middleware",
     "Overview",
