@@ -153,9 +153,7 @@ class Enqueuer:
                     delay=j.delay,
                     max_attempts=j.max_attempts,
                     request_id=j.request_id,
-                    trace_context=None
-                    if j.trace_context is None
-                    else msgspec.Raw(j.trace_context),
+                    trace_context=None if j.trace_context is None else msgspec.Raw(j.trace_context),
                 )
                 for index, j in enumerate(jobs)
             ]

@@ -30,6 +30,7 @@ from taskrunner.runner.connection import (
     ConnectionVerbs,
 )
 from taskrunner.runner.enqueueing import EnqueueVerbs
+from taskrunner.runner.instruments import instruments_of, load_tracing
 from taskrunner.runner.job_verbs import JobVerbs
 from taskrunner.runner.metadata import MetadataVerbs
 from taskrunner.runner.middleware import Middleware, MiddlewareVerbs
@@ -73,6 +74,7 @@ class TaskRunner(
         listen_dsn: str | None = None,
         middleware: Sequence[Middleware] = (),
         retention: Retention | None = None,
+        tracing: bool = False,
     ) -> None:
         if dsn is not None and (not isinstance(dsn, str) or not dsn.strip()):
             raise InvalidArguments(
@@ -86,6 +88,11 @@ class TaskRunner(
         # here, a direct connection, or poll when it is not given.
         self.listen_dsn = listen_dsn
         self._init_middleware(middleware)  # around every attempt (runner/middleware.py)
+        # OpenTelemetry spans of enqueues and attempts (runner/tracing.py, imported only
+        # when on); the instruments are None when there is none, which is all the hot
+        # path checks (runner/instruments.py).
+        self._tracing = load_tracing() if tracing else None
+        self._instruments = instruments_of(self._tracing)
         # False: enqueue("name", ...) of a task not registered here writes the job
         # unchecked (see enqueue_by_name).
         self.strict_names = strict_names
