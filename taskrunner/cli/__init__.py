@@ -125,6 +125,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             stop_when_idle=args.stop_when_idle,
             shutdown_timeout=args.shutdown_timeout,
             poll_interval=args.poll_interval,
+            metrics_port=args.metrics_port,
         )
     )
     return EXIT_OK
@@ -272,6 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--stop-when-idle", action="store_true", help="exit once nothing is running or runnable"
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics "
+        "(needs taskrunner[prometheus])",
     )
     worker.set_defaults(handler=cmd_worker)
 

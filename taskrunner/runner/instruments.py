@@ -74,3 +74,15 @@ def load_tracing() -> Tracing:
             field="tracing",
         ) from None
     return Tracing()
+
+
+def check_metrics_installed() -> None:
+    """A clear error without the `prometheus` extra, before the worker starts."""
+    import importlib.util
+
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise InvalidArguments(
+            None,
+            "metrics_port needs prometheus_client: pip install 'taskrunner[prometheus]'",
+            field="metrics_port",
+        )
