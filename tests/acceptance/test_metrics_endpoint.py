@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from acceptance_helpers import APPS, environment, import_app, mirror, worker_process
+from acceptance_helpers import APPS, environment, import_app, mirror, run_cli, worker_process
 from prometheus_client.parser import text_string_to_metric_families
 
 from taskrunner import JobStatus, TaskRunner
@@ -91,3 +91,21 @@ async def test_a_worker_serves_the_metrics_of_the_jobs_it_ran(
     assert value("taskrunner_jobs_rescued_total") == 0
     assert value("taskrunner_lease_lost_total") == 0
     assert (await tr.get_job(jobs[3].id)).status is JobStatus.FAILED  # type: ignore[union-attr]
+
+
+async def test_a_worker_whose_metrics_port_is_in_use_exits_at_once_saying_so(
+    tr: TaskRunner, pg_dsn: str, schema: str
+):
+    job = await tr.enqueue("metrics.ok", 1)
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = await run_cli(
+            "worker", APP, "--metrics-port", str(port), env=environment(pg_dsn, schema)
+        )
+
+    assert done.code == 1
+    assert f"cannot serve metrics on 0.0.0.0:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (await tr.get_job(job.id)).status is JobStatus.QUEUED  # type: ignore[union-attr]
