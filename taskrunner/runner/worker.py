@@ -228,7 +228,8 @@ class Worker:
             for sig in signals:
                 loop.remove_signal_handler(sig)
             self._fence.stop()
-            self.runner._instruments = enqueue_instruments
+            if self.runner._instruments is instruments and self._metrics is not None:
+                self.runner._instruments = enqueue_instruments
             log.info("worker %s stopped", self.owner)
 
     # ---- claiming ------------------------------------------------------------------

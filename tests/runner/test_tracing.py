@@ -15,6 +15,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from tracing_helpers import named, span_exporter
+from worker_helpers import background_worker
 
 from taskrunner import TaskRunner, current_job
 
@@ -166,6 +167,47 @@ async def test_a_failed_attempt_is_an_error_span_with_the_exception_and_a_retry_
     assert second.attributes["taskrunner.attempt"] == 2  # type: ignore[index]
     assert second.status.status_code is StatusCode.UNSET
     assert first.parent.span_id == second.parent.span_id == send.context.span_id  # type: ignore[union-attr]
+
+
+async def test_a_rescued_job_is_processed_under_its_enqueue_span(
+    traced: TaskRunner, spans: InMemorySpanExporter
+):
+    @traced.task
+    async def noop() -> None:
+        pass
+
+    job = await noop.enqueue()
+    # A worker that died holding it: its lease runs out and a live worker's rescue
+    # gives the job back.
+    await traced.job_queue.claim([noop.name], limit=1, owner="dead", lease={noop.name: 0.01})
+    async with background_worker(traced, rescue_interval=0.05):
+        await traced.wait(job.id, timeout=20)
+
+    finished = spans.get_finished_spans()
+    (send,) = named(finished, "send default")
+    (attempt,) = named(finished, "process default")
+    assert attempt.attributes["taskrunner.attempt"] == 2  # type: ignore[index]
+    assert attempt.parent is not None
+    assert attempt.parent.span_id == send.context.span_id
+
+
+async def test_a_job_of_a_limited_queue_is_processed_under_its_enqueue_span(
+    traced: TaskRunner, spans: InMemorySpanExporter
+):
+    await traced.configure_queue("serial", concurrency=1)
+
+    @traced.task(queue="serial")
+    async def noop() -> None:
+        pass
+
+    await noop.enqueue()
+    await traced.run_worker(**WORKER)  # type: ignore[arg-type]
+
+    finished = spans.get_finished_spans()
+    (send,) = named(finished, "send serial")
+    (attempt,) = named(finished, "process serial")
+    assert attempt.parent is not None
+    assert attempt.parent.span_id == send.context.span_id
 
 
 @pytest.mark.parametrize("executor", ["async", "thread"])
