@@ -12,14 +12,16 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from worker_helpers import background_worker, run_until_idle
+from worker_helpers import background_worker, run_until_idle, settings
 
 from taskrunner import JobStatus, TaskRunner
 from taskrunner.errors import InvalidArguments, TaskRunnerError
 from taskrunner.queue import JobQueue
 from taskrunner.runner.metrics import QueueCounts
+from taskrunner.runner.worker import Worker
 
 
 def free_port() -> int:
@@ -124,3 +126,22 @@ async def test_a_database_error_while_counting_keeps_the_last_counts_and_logs(
     assert gauge.name == "taskrunner_queue_jobs"
     assert gauge.samples == []
     assert "could not count jobs" in caplog.text
+
+
+async def test_the_wait_is_the_start_minus_run_at_and_the_duration_how_long_it_ran(
+    tr: TaskRunner,
+):
+    @tr.task(queue="late")
+    async def nap() -> None:
+        await asyncio.sleep(0.2)
+
+    await nap.enqueue(run_at=datetime.now(UTC) - timedelta(seconds=60))
+    worker = Worker(tr, settings(stop_when_idle=True, metrics_port=free_port()))
+    await asyncio.wait_for(worker.run(), 30)
+
+    assert worker._metrics is not None
+    sample = worker._metrics.registry.get_sample_value
+    assert 60 <= sample("taskrunner_job_wait_seconds_sum", {"queue": "late"}) < 90  # type: ignore[operator]
+    took = sample("taskrunner_job_duration_seconds_sum", {"task": nap.name, "queue": "late"})
+    assert took is not None
+    assert 0.2 <= took < 5
