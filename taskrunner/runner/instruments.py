@@ -78,11 +78,12 @@ def load_tracing() -> Tracing:
 
 def check_metrics_installed() -> None:
     """A clear error without the `prometheus` extra, before the worker starts."""
-    import importlib.util
-
-    if importlib.util.find_spec("prometheus_client") is None:
+    try:
+        import prometheus_client  # noqa: F401 - only whether it is there
+    except ImportError as exc:
         raise InvalidArguments(
             None,
-            "metrics_port needs prometheus_client: pip install 'taskrunner[prometheus]'",
+            f"metrics_port needs prometheus_client ({exc}): pip install "
+            "'taskrunner[prometheus]'",
             field="metrics_port",
-        )
+        ) from None

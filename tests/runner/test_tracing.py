@@ -326,3 +326,30 @@ def test_without_tracing_and_metrics_neither_is_imported_by_enqueues_nor_a_worke
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+MISSING_EXTRAS = """
+import asyncio, sys
+sys.modules["opentelemetry"] = None  # as if the extras were not installed
+sys.modules["prometheus_client"] = None
+from taskrunner import TaskRunner, TaskRunnerError
+
+try:
+    TaskRunner("postgresql://x/y", tracing=True)
+except TaskRunnerError as exc:
+    print("tracing:", exc)
+try:
+    asyncio.run(TaskRunner("postgresql://x/y").run_worker(metrics_port=9464))
+except TaskRunnerError as exc:
+    print("metrics:", exc)
+"""
+
+
+def test_without_the_extras_tracing_and_metrics_are_refused_saying_what_to_install():
+    out = subprocess.run(
+        [sys.executable, "-c", MISSING_EXTRAS], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "tracing: " in out.stdout
+    assert "pip install 'taskrunner[otel]'" in out.stdout
+    assert "pip install 'taskrunner[prometheus]'" in out.stdout
