@@ -13,6 +13,7 @@ too, see `attached`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ from taskrunner.runner.context import JobContext
 if TYPE_CHECKING:
     from taskrunner.runner.instruments import Run, Write
     from taskrunner.runner.tasks import Task
+
+log = logging.getLogger("taskrunner")
 
 SYSTEM = "taskrunner"
 _encode = msgspec.json.encode
@@ -87,7 +90,7 @@ class Tracing:
             span.end()
 
     async def attempt(self, run: Run, task: Task[..., Any], job: JobRow, ctx: JobContext) -> bytes:
-        parent = propagate.extract(_decode(job.trace_context)) if job.trace_context else None
+        parent = _parent_of(job) if job.trace_context is not None else None
         attributes: dict[str, Any] = {
             "messaging.system": SYSTEM,
             "messaging.operation.type": "process",
@@ -110,6 +113,21 @@ class Tracing:
         finally:
             otel_context.detach(token)
             span.end()
+
+
+def _parent_of(job: JobRow) -> otel_context.Context | None:
+    """The context stored by the job's enqueue; None (a new trace) for one that cannot
+    be read, such as one written by hand in SQL: tracing never fails an attempt."""
+    assert job.trace_context is not None
+    try:
+        return propagate.extract(_decode(job.trace_context))
+    except Exception as exc:
+        log.warning(
+            "job %s: its stored trace context cannot be read (%s); traced as a new trace",
+            job.id,
+            exc,
+        )
+        return None
 
 
 def _failed(span: trace.Span, exc: Exception) -> None:

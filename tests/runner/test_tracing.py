@@ -210,6 +210,24 @@ async def test_a_job_of_a_limited_queue_is_processed_under_its_enqueue_span(
     assert attempt.parent.span_id == send.context.span_id
 
 
+async def test_a_stored_context_that_cannot_be_read_starts_a_new_trace_and_the_job_runs(
+    traced: TaskRunner, spans: InMemorySpanExporter
+):
+    @traced.task
+    async def noop() -> str:
+        return "ran"
+
+    job = await noop.enqueue()
+    await traced.job_queue.db.execute(
+        f'UPDATE "{traced.schema}".jobs SET trace_context = \'{{"traceparent": 5}}\'',
+    )
+    await traced.run_worker(**WORKER)  # type: ignore[arg-type]
+
+    assert (await traced.result(job.id)) == "ran"
+    (attempt,) = named(spans.get_finished_spans(), "process default")
+    assert attempt.parent is None
+
+
 @pytest.mark.parametrize("executor", ["async", "thread"])
 async def test_a_job_enqueued_inside_a_handler_is_the_attempts_child(
     traced: TaskRunner, spans: InMemorySpanExporter, executor: str
