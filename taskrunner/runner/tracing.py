@@ -71,9 +71,9 @@ class Tracing:
         token = otel_context.attach(trace.set_span_in_context(span, outer))
         try:
             carrier: dict[str, str] = {}
-            propagate.inject(carrier)
-            if not carrier:  # no SDK here (a no-op span): pass on the current context
-                propagate.inject(carrier, context=outer)
+            # Without an SDK here the span is a no-op one: pass on the caller's context
+            # (in a process handler's child, the attempt's).
+            propagate.inject(carrier, None if span.get_span_context().is_valid else outer)
             if carrier:
                 stamp = _encode(carrier)
                 replace = msgspec.structs.replace
