@@ -101,6 +101,15 @@ EXPECTED: dict[str, list[str]] = {
         "second run: succeeded",
         "result: published example.org/a@64px, example.org/a@256px",
     ],
+    "tracing": [
+        "  send orders (PRODUCER) examples.tracing.place_order",
+        "    process orders (CONSUMER) examples.tracing.place_order",
+        "      send emails (PRODUCER) examples.tracing.send_receipt",
+        "        process emails (CONSUMER) examples.tracing.send_receipt",
+        'taskrunner_jobs_finished_total{queue="emails",status="succeeded",'
+        'task="examples.tracing.send_receipt"} 1.0',
+        'taskrunner_queue_jobs{queue="orders",status="succeeded"} 1.0',
+    ],
     "process_executor": [
         "4 processes",
         "failed after 1 attempt: JobTimeout",

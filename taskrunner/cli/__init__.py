@@ -143,6 +143,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             stop_when_idle=args.stop_when_idle,
             shutdown_timeout=args.shutdown_timeout,
             poll_interval=args.poll_interval,
+            metrics_port=args.metrics_port,
         )
     )
     return EXIT_OK
@@ -296,6 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LOG_FORMATS,
         default="text",
         help="text lines, or one JSON object per record for log collectors (default: text)",
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics "
+        "(needs taskrunner[prometheus])",
     )
     worker.set_defaults(handler=cmd_worker)
 

@@ -29,7 +29,7 @@ _MAX_ENQUEUE_ROUNDS = 20
 SQL_FINGERPRINT_PREFIX = "sql:"
 
 
-class _InsertRow(msgspec.Struct):
+class _InsertRow(msgspec.Struct, omit_defaults=True):
     ord: int
     task: str
     queue: str
@@ -40,6 +40,7 @@ class _InsertRow(msgspec.Struct):
     delay: float
     max_attempts: int
     request_id: str | None
+    trace_context: msgspec.Raw | None = None  # left out when None
 
 
 _rows_encoder = msgspec.json.Encoder()
@@ -69,6 +70,7 @@ def _inserted_row(job: NewJob, job_id: int, run_at: datetime, created_at: dateti
         created_at=created_at,
         started_at=None,
         finished_at=None,
+        trace_context=job.trace_context,
     )
 
 
@@ -134,6 +136,7 @@ class Enqueuer:
             and j.delay == first.delay
             and j.max_attempts == first.max_attempts
             and j.request_id == first.request_id
+            and j.trace_context == first.trace_context
             for j in jobs
         ):
             return await self._insert_uniform(jobs, db)
@@ -150,6 +153,7 @@ class Enqueuer:
                     delay=j.delay,
                     max_attempts=j.max_attempts,
                     request_id=j.request_id,
+                    trace_context=None if j.trace_context is None else msgspec.Raw(j.trace_context),
                 )
                 for index, j in enumerate(jobs)
             ]
@@ -183,6 +187,7 @@ class Enqueuer:
             first.request_id,
             self.jobs_channel,
             first.kwargs.decode(),
+            None if first.trace_context is None else first.trace_context.decode(),
         )
         if ids is None or len(ids) != len(jobs):  # cannot happen without ON CONFLICT
             raise DatabaseError(f"inserted {len(ids or ())} rows for {len(jobs)} jobs")
@@ -242,6 +247,7 @@ class Enqueuer:
                 [j.request_id for j in batch],
                 ttl,
                 self.jobs_channel,
+                [None if j.trace_context is None else j.trace_context.decode() for j in batch],
             )
             by_index = {todo[r["ord"] - 1]: r for r in rows}
             retry: list[int] = []

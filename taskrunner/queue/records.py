@@ -23,6 +23,8 @@ class NewJob(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_key: str | None = None
     fingerprint: str | None = None  # "same call" identity; derived from args when None
     request_id: str | None = None
+    # The enqueue's W3C trace context as a JSON document (runner/tracing.py), or None.
+    trace_context: bytes | None = None
 
 
 class JobRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,6 +53,7 @@ class JobRow(msgspec.Struct, frozen=True, kw_only=True):
     started_at: datetime | None
     finished_at: datetime | None
     workflow_id: int | None = None  # the workflow the job is a step of (migration 0010)
+    trace_context: bytes | None = None  # a JSON document (migration 0011)
 
     @property
     def lease(self) -> Lease:
@@ -60,7 +63,7 @@ class JobRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 JOB_COLUMNS: tuple[str, ...] = JobRow.__struct_fields__
-_JSON_COLUMNS = ("args", "kwargs", "result")
+_JSON_COLUMNS = ("args", "kwargs", "result", "trace_context")
 
 
 def job_row(record: Mapping[str, Any]) -> JobRow:

@@ -7,7 +7,7 @@ raises InvalidArguments and leaves no row behind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ import msgspec
 
 from taskrunner.errors import InvalidArguments
 from taskrunner.jobs import Job
-from taskrunner.queue import JobRow, NewJob
+from taskrunner.queue import EnqueueResult, JobRow, NewJob
 from taskrunner.runner.batch_calls import split_call, takes_one_positional
 from taskrunner.runner.codec import ArgumentsError, decode_json
 from taskrunner.runner.context import current_request_id, new_request_id
@@ -26,6 +26,7 @@ from taskrunner.runner.tasks import Task
 if TYPE_CHECKING:
     from taskrunner.queue import JobQueue
     from taskrunner.runner.by_name import UnregisteredTasks
+    from taskrunner.runner.instruments import Instruments
 
 
 class EnqueueVerbs:
@@ -34,6 +35,7 @@ class EnqueueVerbs:
     if TYPE_CHECKING:
         tasks: dict[str, Task[..., Any]]
         _unregistered: UnregisteredTasks
+        _instruments: Instruments | None  # tracing, metrics (runner/instruments.py)
 
         def _registered(self, name: str) -> Task[..., Any] | None: ...
 
@@ -64,7 +66,10 @@ class EnqueueVerbs:
         if connection is not None:
             check_connection(connection, found.name)
         new = self._new_job(found, args, kwargs, idempotency_key, options, index=None)
-        result = await self.job_queue.enqueue(new, connection=connection)
+        if self._instruments is None:
+            result = await self.job_queue.enqueue(new, connection=connection)
+        else:
+            (result,) = await self._instruments.send([new], self._writer(connection))
         return Job.from_row(result.job, deduplicated=result.deduplicated)
 
     async def enqueue_many(
@@ -102,10 +107,23 @@ class EnqueueVerbs:
             args, kwargs = split_call(found, call, index, one_positional)
             key = idempotency_keys[index] if idempotency_keys is not None else None
             new_jobs.append(self._new_job(found, args, kwargs, key, options, index=index))
-        results = await self.job_queue.enqueue_many(new_jobs, connection=connection)
+        if self._instruments is None:
+            results = await self.job_queue.enqueue_many(new_jobs, connection=connection)
+        elif new_jobs:
+            results = await self._instruments.send(new_jobs, self._writer(connection))
+        else:
+            results = []
         if idempotency_keys is None or not any(idempotency_keys):
             return _jobs_of_one_insert([r.job for r in results])
         return [Job.from_row(r.job, deduplicated=r.deduplicated) for r in results]
+
+    def _writer(
+        self, connection: asyncpg.Connection | None
+    ) -> Callable[[list[NewJob]], Awaitable[list[EnqueueResult]]]:
+        async def write(jobs: list[NewJob]) -> list[EnqueueResult]:
+            return await self.job_queue.enqueue_many(jobs, connection=connection)
+
+        return write
 
     def _new_job(
         self,

@@ -36,7 +36,9 @@ class Executors:
         process_pool_size: int | None = None,
         middleware: Sequence[Middleware] = (),
         fence_of: Callable[[int], float] = lambda _job_id: math.inf,
+        trace_carrier: Callable[[], dict[str, str]] | None = None,
     ) -> None:
+        self._trace_carrier = trace_carrier  # tracing on: the span context, for children
         self._middleware = tuple(middleware)
         self._fence_of = fence_of
         self._concurrency = concurrency
@@ -51,7 +53,9 @@ class Executors:
 
     def _process_pool(self) -> ProcessPool:
         if self._processes is None:
-            self._processes = ProcessPool(self._process_pool_size, self._on_extend, self._fence_of)
+            self._processes = ProcessPool(
+                self._process_pool_size, self._on_extend, self._fence_of, self._trace_carrier
+            )
         return self._processes
 
     def move_fence(self, job_id: int, at: float) -> None:

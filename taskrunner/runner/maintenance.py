@@ -25,12 +25,14 @@ class Maintenance:
         rescue_interval: float,
         prune_interval: float,
         on_rescued: Callable[[], None],
+        count_rescued: Callable[[int], None] | None = None,
     ) -> None:
         self._queue = queue
         self._unknown_tasks = unknown_tasks
         self._rescue_interval = rescue_interval
         self._prune_interval = prune_interval
         self._on_rescued = on_rescued
+        self._count_rescued = count_rescued  # for metrics (runner/metrics.py)
         self._next_prune: float | None = None  # kept across restarts of the loop
         self._retention = CleanupStore(queue.db, queue.schema)
 
@@ -45,6 +47,8 @@ class Maintenance:
         while True:
             await asyncio.sleep(self._rescue_interval)
             rescued = await self._queue.rescue_expired()
+            if rescued and self._count_rescued is not None:
+                self._count_rescued(len(rescued))
             if any(status == "queued" for _, status in rescued):
                 self._on_rescued()
             await self._unknown_tasks.check_if_due()

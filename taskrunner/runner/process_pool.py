@@ -105,8 +105,11 @@ class ProcessPool:
         size: int,
         on_extend: Callable[[int, float], Future[None]],
         fence_of: Callable[[int], float] = lambda _job_id: math.inf,
+        trace_carrier: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.size = max(1, size)
+        # Tracing on: the attempt's span context goes to the child (runner/tracing.py).
+        self._trace_carrier = trace_carrier
         self._mp = multiprocessing.get_context("spawn")
         self._on_extend = on_extend
         self._fence_of = fence_of
@@ -134,13 +137,21 @@ class ProcessPool:
                 "max_attempts": ctx.max_attempts,
                 "request_id": ctx.request_id,
             }
+            carrier = self._trace_carrier() if self._trace_carrier is not None else None
             healthy = False
             child.fence.value = self._fence_of(ctx.job_id)
             self._running[ctx.job_id] = child
             try:
                 child.used = True
                 child.conn.send(
-                    (task.func.__module__, task.func.__qualname__, args, kwargs, ctx_fields)
+                    (
+                        task.func.__module__,
+                        task.func.__qualname__,
+                        args,
+                        kwargs,
+                        ctx_fields,
+                        carrier,
+                    )
                 )
                 reply = await loop.run_in_executor(
                     self._waiters,
@@ -242,13 +253,18 @@ def _child_main(conn: multiprocessing.connection.Connection, fence: Any) -> None
 
     while True:
         try:
-            module, qualname, args, kwargs, ctx_fields = conn.recv()
+            module, qualname, args, kwargs, ctx_fields, carrier = conn.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return
         try:
             task = _import_task(module, qualname)
             positional, keywords = task.codec.decode(args, kwargs)
-            with running_job(JobContext(**ctx_fields, _extend=extend)):
+            with contextlib.ExitStack() as scope:
+                if carrier is not None:  # tracing is on (imported only then)
+                    from taskrunner.runner.tracing import attached
+
+                    scope.enter_context(attached(carrier))
+                scope.enter_context(running_job(JobContext(**ctx_fields, _extend=extend)))
                 value = task.func(*positional, **keywords)
                 if asyncio.iscoroutine(value):
                     value = asyncio.run(value)

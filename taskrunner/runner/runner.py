@@ -32,6 +32,7 @@ from taskrunner.runner.connection import (
     ConnectionVerbs,
 )
 from taskrunner.runner.enqueueing import EnqueueVerbs
+from taskrunner.runner.instruments import check_metrics_installed, instruments_of, load_tracing
 from taskrunner.runner.job_verbs import JobVerbs
 from taskrunner.runner.metadata import MetadataVerbs
 from taskrunner.runner.middleware import Middleware, MiddlewareVerbs
@@ -79,6 +80,7 @@ class TaskRunner(
         listen_dsn: str | None = None,
         middleware: Sequence[Middleware] = (),
         retention: Retention | None = None,
+        tracing: bool = False,
     ) -> None:
         if dsn is not None and (not isinstance(dsn, str) or not dsn.strip()):
             raise InvalidArguments(
@@ -92,6 +94,11 @@ class TaskRunner(
         # here, a direct connection, or poll when it is not given.
         self.listen_dsn = listen_dsn
         self._init_middleware(middleware)  # around every attempt (runner/middleware.py)
+        # OpenTelemetry spans of enqueues and attempts (runner/tracing.py, imported only
+        # when on); the instruments are None when there is none, which is all the hot
+        # path checks (runner/instruments.py).
+        self._tracing = load_tracing() if tracing else None
+        self._instruments = instruments_of(self._tracing)
         # False: enqueue("name", ...) of a task not registered here writes the job
         # unchecked (see enqueue_by_name).
         self.strict_names = strict_names
@@ -223,9 +230,11 @@ class TaskRunner(
         rescue_interval: float = 2.0,
         process_pool_size: int | None = None,
         handle_signals: bool = True,
+        metrics_port: int | None = None,
     ) -> None:
         """Run jobs of this runner's tasks until stopped (SIGINT/SIGTERM) or, with
-        `stop_when_idle`, until nothing is running or runnable now."""
+        `stop_when_idle`, until nothing is running or runnable now. With `metrics_port`,
+        serve Prometheus metrics there meanwhile (runner/metrics.py)."""
         check_int(concurrency, "concurrency", minimum=1)
         check_seconds(shutdown_timeout, "shutdown_timeout", maximum=MAX_TIMEOUT_SECONDS)
         for name, seconds in (
@@ -235,6 +244,9 @@ class TaskRunner(
             check_seconds(seconds, name, maximum=MAX_TIMEOUT_SECONDS, positive=True)
         if process_pool_size is not None:
             check_int(process_pool_size, "process_pool_size", minimum=1)
+        if metrics_port is not None:
+            check_int(metrics_port, "metrics_port", minimum=1, maximum=65535)
+            check_metrics_installed()
         if isinstance(queues, str):
             queues = [q.strip() for q in queues.split(",") if q.strip()]
         opened_here = not self.is_open
@@ -252,6 +264,7 @@ class TaskRunner(
                     rescue_interval=rescue_interval,
                     process_pool_size=process_pool_size,
                     handle_signals=handle_signals,
+                    metrics_port=metrics_port,
                 ),
             )
             await worker.run()

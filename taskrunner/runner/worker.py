@@ -26,6 +26,7 @@ from taskrunner.runner.codec import ArgumentsError
 from taskrunner.runner.context import JobContext
 from taskrunner.runner.executors import Executors
 from taskrunner.runner.fencing import Fence
+from taskrunner.runner.instruments import Run, instruments_of
 from taskrunner.runner.leases import LeaseKeeper
 from taskrunner.runner.limited_claims import LimitedClaims
 from taskrunner.runner.listening import Notifications
@@ -39,6 +40,7 @@ from taskrunner.runner.tasks import Task
 from taskrunner.runner.unknown_tasks import UnknownTaskWatch
 
 if TYPE_CHECKING:
+    from taskrunner.runner.metrics import Metrics
     from taskrunner.runner.runner import TaskRunner
 
 log = logging.getLogger("taskrunner")
@@ -63,6 +65,7 @@ class WorkerSettings:
     # No claims while more outcomes than this wait to be written (None: the default,
     # twice the concurrency and at least 100).
     max_unwritten: int | None = None
+    metrics_port: int | None = None  # serve Prometheus metrics there (runner/metrics.py)
 
 
 class Worker:
@@ -90,6 +93,8 @@ class Worker:
         self._acks: AckWriter | None = None
         self._outcomes: Outcomes  # set by run()
         self._executors: Executors | None = None
+        self._run_attempt: Run  # the executors' run, inside any instruments; set by run()
+        self._metrics: Metrics | None = None
         self._claimer: JobQueue | None = None  # claims, on a connection of their own
         self._claim_task: asyncio.Task[None] | None = None
         self._fence: Fence | None = None
@@ -130,6 +135,18 @@ class Worker:
                 None, "this runner has no registered tasks: nothing to work on", field="tasks"
             )
         loop = asyncio.get_running_loop()
+        if self.settings.metrics_port is not None:  # first: a port in use fails the start
+            from taskrunner.runner.metrics import Metrics
+
+            self._metrics = Metrics(self.queue, self.settings.metrics_port)
+            self._metrics.start()
+        try:
+            await self._run(loop)
+        finally:
+            if self._metrics is not None:
+                await asyncio.to_thread(self._metrics.stop)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         self._keeper = LeaseKeeper(
             self.runner.target,
             self.runner.schema,
@@ -149,8 +166,16 @@ class Worker:
             self.settings.process_pool_size,
             middleware=self.runner.middlewares,
             fence_of=self._keeper.fence_at,
+            trace_carrier=self.runner._tracing.carrier if self.runner._tracing else None,
         )
         self._keeper.on_fence_moved = self._executors.move_fence
+        instruments = instruments_of(self._metrics, self.runner._tracing)
+        self._run_attempt = (
+            instruments.around(self._executors.run) if instruments else self._executors.run
+        )
+        enqueue_instruments = self.runner._instruments
+        if self._metrics is not None:  # counts the enqueues of this process meanwhile
+            self.runner._instruments = instruments
         background: list[asyncio.Task[None]] = []
         signals: list[signal.Signals] = []
         self._fence = Fence(self._keeper, self._fenced)
@@ -166,6 +191,7 @@ class Worker:
                 rescue_interval=self.settings.rescue_interval,
                 prune_interval=self.settings.prune_interval,
                 on_rescued=self._wakeup.set,
+                count_rescued=self._metrics.count_rescued if self._metrics else None,
             ).start()
             if self.notifications is not None:
                 background.append(start_supervised("listening", self.notifications.run))
@@ -202,6 +228,8 @@ class Worker:
             for sig in signals:
                 loop.remove_signal_handler(sig)
             self._fence.stop()
+            if self.runner._instruments is instruments and self._metrics is not None:
+                self.runner._instruments = enqueue_instruments
             log.info("worker %s stopped", self.owner)
 
     # ---- claiming ------------------------------------------------------------------
@@ -361,7 +389,7 @@ class Worker:
             if after is not None and not after.done():
                 await asyncio.wait({after})
             execution.started = time.monotonic()
-            result = await self._executors.run(task, job, ctx)
+            result = await self._run_attempt(task, job, ctx)
         except asyncio.CancelledError as exc:
             if execution.stop_reason is None and not _being_cancelled():
                 outcomes.failed(execution, exc, retryable=False)  # the handler's own
@@ -410,6 +438,8 @@ class Worker:
         )
         execution.stop_reason = "lost"
         execution.handle.cancel()
+        if self._metrics is not None:
+            self._metrics.count_lease_lost()
 
     def _fenced(self, lease: Lease) -> None:
         """No renewal of this lease got through for most of its length (runner/fencing.py):

@@ -63,4 +63,5 @@ RETURNING j.id, j.task, j.queue, j.status, convert_to(j.args::text, 'UTF8'),
           j.max_attempts, j.idempotency_key, j.fingerprint, j.request_id, j.lease_id,
           j.lease_owner, j.lease_expires_at, j.cancel_requested, j.last_error,
           convert_to(j.result::text, 'UTF8'), j.created_at, j.started_at, j.finished_at,
-          j.workflow_id;
+          j.workflow_id,
+          convert_to(j.trace_context::text, 'UTF8');

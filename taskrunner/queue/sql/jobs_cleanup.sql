@@ -41,14 +41,14 @@ moved AS (
     RETURNING id, task, queue, status, args, kwargs, priority, run_at, attempts,
               max_attempts, idempotency_key, fingerprint, request_id, lease_id,
               lease_owner, lease_expires_at, cancel_requested, last_error, result,
-              created_at, started_at, finished_at, workflow_id
+              created_at, started_at, finished_at, workflow_id, trace_context
 ),
 archived AS (
     INSERT INTO /*schema*/archived_jobs (
         id, task, queue, status, args, kwargs, priority, run_at, attempts, max_attempts,
         idempotency_key, fingerprint, request_id, lease_id, lease_owner, lease_expires_at,
         cancel_requested, last_error, result, created_at, started_at, finished_at,
-        workflow_id)
+        workflow_id, trace_context)
     SELECT * FROM moved
     RETURNING 1
 )

@@ -10,20 +10,22 @@
 --
 -- Like every enqueue statement, it wakes idle workers itself: one notification per queue
 -- of its due jobs on the channel "<schema>.jobs" ($13 here), cheaper than a trigger.
+-- $14: each job's trace context (migration 0011), a JSON document or null.
 WITH input AS (
     SELECT nextval('/*schema*/jobs_id_seq') AS id, t.*
     FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[],
-        $7::float8[], $8::int[], $9::text[], $10::text[], $11::text[]
-    ) WITH ORDINALITY AS t(task, queue, args, kwargs, priority, run_at,
-                          delay, max_attempts, idempotency_key, fingerprint, request_id, ord)
+        $7::float8[], $8::int[], $9::text[], $10::text[], $11::text[], $14::text[]
+    ) WITH ORDINALITY AS t(task, queue, args, kwargs, priority, run_at, delay, max_attempts,
+                          idempotency_key, fingerprint, request_id, trace_context, ord)
 ),
 inserted AS (
     INSERT INTO /*schema*/jobs AS j (id, task, queue, args, kwargs, priority, run_at,
-                                     max_attempts, idempotency_key, fingerprint, request_id)
+                                     max_attempts, idempotency_key, fingerprint, request_id,
+                                     trace_context)
     SELECT id, task, queue, args::jsonb, kwargs::jsonb, priority,
            coalesce(run_at, now() + make_interval(secs => delay)),
-           max_attempts, idempotency_key, fingerprint, request_id
+           max_attempts, idempotency_key, fingerprint, request_id, trace_context::jsonb
     FROM input
     -- One canonical order of keys, whatever the input's: two batches sharing keys then
     -- take them in the same order, so one may wait for the other but never both for
@@ -69,12 +71,14 @@ WHERE id = ANY($1::bigint[])
 -- by item), and only what the database decides comes back; ids follow input order.
 WITH inserted AS (
     INSERT INTO /*schema*/jobs AS j (task, queue, args, kwargs, priority, run_at,
-                                     max_attempts, request_id)
+                                     max_attempts, request_id, trace_context)
     SELECT task, queue, args, kwargs, priority,
-           coalesce(run_at, now() + make_interval(secs => delay)), max_attempts, request_id
+           coalesce(run_at, now() + make_interval(secs => delay)), max_attempts, request_id,
+           trace_context
     FROM jsonb_to_recordset($1::jsonb)
          AS t(ord int, task text, queue text, args jsonb, kwargs jsonb, priority int,
-              run_at timestamptz, delay float8, max_attempts int, request_id text)
+              run_at timestamptz, delay float8, max_attempts int, request_id text,
+              trace_context jsonb)
     ORDER BY ord
     RETURNING j.id, j.queue, j.run_at, j.created_at
 ),
@@ -91,12 +95,14 @@ WHERE (SELECT count(*) FROM notified) >= 0;
 -- enqueue_many writes). Only the payloads travel as arrays, as text the driver encodes
 -- without a Python call per item, and the keyword arguments only when they differ
 -- ($4 is NULL when all are $11: parsed once, not once per row); one row comes back with
--- the ids in input order and the two timestamps every row shares.
+-- the ids in input order and the two timestamps every row shares. $12: the batch's trace
+-- context (migration 0011), or null.
 WITH inserted AS (
     INSERT INTO /*schema*/jobs AS j (task, queue, args, kwargs, priority, run_at,
-                                     max_attempts, request_id)
+                                     max_attempts, request_id, trace_context)
     SELECT $1, $2, t.args::jsonb, coalesce(t.kwargs::jsonb, $11::text::jsonb), $5,
-           coalesce($6::timestamptz, now() + make_interval(secs => $7::float8)), $8, $9
+           coalesce($6::timestamptz, now() + make_interval(secs => $7::float8)), $8, $9,
+           $12::text::jsonb
     FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS t(args, kwargs, ord)
     ORDER BY t.ord
     RETURNING j.id
