@@ -141,11 +141,12 @@ class CleanupStore:
             raise ValueError("batch must be at least 1")
         deadline = time.monotonic() + max_seconds
         total = 0
-        for statement in ("prune_by_retention", "prune_workflows"):
+        jobs, workflows = self.sql["prune_by_retention"], self.sql["prune_workflows"]
+        for statement in (jobs, workflows):
             for status in FINISHED:
                 while True:
-                    count: int = await self.db.fetchval(self.sql[statement], status, batch)
-                    if statement == "prune_by_retention":
+                    count: int = await self.db.fetchval(statement, status, batch)
+                    if statement is jobs:
                         total += count
                     if count < batch:
                         break

@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from taskrunner import PermanentFailure, TaskRunner, chain, chord, group
+from taskrunner import PermanentFailure, TaskRunner, WorkflowNotFound, chain, chord, group
 from taskrunner.queue.cleanup import CleanupStore
 from taskrunner.queue.workflows import WorkflowStore
-from taskrunner.runner.workflows import WorkflowNotFound
 
 Work = Callable[..., Awaitable[None]]
 HOUR = 3600.0
@@ -168,3 +167,20 @@ async def test_cleanup_removes_finished_workflows_whose_steps_it_removed(
     assert await runner.get_workflow(broken.id) is not None  # its failed step is left
     await runner.cleanup(failed="archive", older_than=timedelta(0))
     assert await runner.get_workflow(broken.id) is None
+
+
+async def test_a_keyed_workflow_is_kept_until_its_key_expired(
+    runner: TaskRunner, work: Work
+) -> None:
+    t = define(runner)
+    wf = await runner.enqueue_workflow(chain(t["add"].s(1)), idempotency_key="kept")
+    await work()
+    await runner.wait_workflow(wf.id, timeout=10)
+    await prune(runner, (0.0, 0.0, 0.0))
+    assert await runner.get_job(wf.job_ids[0]) is None  # the step had no key of its own
+    assert await rows_of(runner, wf.id) == (1, 1, 1)
+    again = await runner.enqueue_workflow(chain(t["add"].s(1)), idempotency_key="kept")
+    assert again.id == wf.id
+    await runner.job_queue.set_idempotency_ttl(0)
+    await prune(runner, (0.0, 0.0, 0.0))
+    assert await rows_of(runner, wf.id) == (0, 0, 0)
