@@ -335,7 +335,8 @@ class CleanupVerbs:
         duty_cycle: float,
     ) -> None:
         """A finished workflow whose steps are all gone goes too, when its status's jobs
-        were removed or archived and it is as old: its rows only served those steps."""
+        were removed or archived and it is as old, and past its status's retention (kept
+        that long, its result stays readable whatever a cleanup did to its steps)."""
         for status in FINISHED:
             action, age = planned[status]
             if action not in ("remove", "archive"):

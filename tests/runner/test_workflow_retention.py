@@ -4,6 +4,7 @@ retention of its status; never while it runs."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -160,13 +161,31 @@ async def test_cleanup_removes_finished_workflows_whose_steps_it_removed(
     await work()
     for wf in (done, broken):
         await runner.wait_workflow(wf.id, timeout=10)
+    await CleanupStore(runner.job_queue.db, runner.schema).set_retention((0.0, HOUR, 0.0))
     counts = await runner.cleanup(succeeded="remove", cancelled="remove", duty_cycle=1)
     assert counts["succeeded"] == 3
     assert await runner.get_workflow(done.id) is None
     assert await rows_of(runner, done.id) == (0, 0, 0)
     assert await runner.get_workflow(broken.id) is not None  # its failed step is left
     await runner.cleanup(failed="archive", older_than=timedelta(0))
+    assert await runner.get_job(broken.job_ids[1]) is not None  # in the archive
+    assert await runner.get_workflow(broken.id) is not None  # failed ones stay an hour
+    await CleanupStore(runner.job_queue.db, runner.schema).set_retention((0.0, math.inf, 0.0))
+    await runner.cleanup(failed="archive")  # inf: until a cleanup acts, as this one does
     assert await runner.get_workflow(broken.id) is None
+
+
+async def test_cleanup_keeps_a_workflow_for_its_retention_so_its_result_stays_readable(
+    runner: TaskRunner, work: Work
+) -> None:
+    t = define(runner)
+    wf = await runner.enqueue_workflow(chain(t["add"].s(1), t["add"].s(2)))
+    await work()
+    await runner.wait_workflow(wf.id, timeout=10)
+    await CleanupStore(runner.job_queue.db, runner.schema).set_retention((HOUR, HOUR, HOUR))
+    await runner.cleanup(succeeded="remove")
+    assert [await runner.get_job(i) for i in wf.job_ids] == [None, None]
+    assert await runner.workflow_result(wf.id) == 3
 
 
 async def test_a_keyed_workflow_is_kept_until_its_key_expired(

@@ -40,10 +40,26 @@ SELECT count(*) FROM gone;
 -- cleanup(): deletes up to $3 workflows that ended with status $1 at or before $2 and
 -- not before the cursor $4, none of whose steps is left in jobs (see prune_workflows),
 -- oldest first; frees their idempotency keys. Returns how many, and the new cursor.
-WITH doomed AS (
+-- A workflow is kept for the retention of its status all the same (its result stays
+-- readable that long, whatever a cleanup did to its steps), unless that retention is
+-- "until a cleanup acts" ('infinity'), which this cleanup is.
+WITH rule AS (
+    SELECT CASE $1::text WHEN 'succeeded' THEN coalesce(retain_succeeded, idempotency_ttl)
+                         WHEN 'failed' THEN coalesce(retain_failed, idempotency_ttl)
+                         WHEN 'cancelled' THEN coalesce(retain_cancelled, idempotency_ttl)
+           END AS keep_for
+    FROM /*schema*/settings
+),
+cutoff AS (
+    SELECT CASE WHEN keep_for < 'infinity' THEN now() - make_interval(secs => keep_for)
+                ELSE 'infinity'::timestamptz END AS finished_before
+    FROM rule
+),
+doomed AS (
     SELECT w.id, w.finished_at FROM /*schema*/workflows AS w
     WHERE w.status = $1::text
       AND w.finished_at <= $2::timestamptz
+      AND w.finished_at < (SELECT finished_before FROM cutoff)
       AND w.finished_at >= coalesce($4::timestamptz, '-infinity')
       AND NOT EXISTS (SELECT 1 FROM /*schema*/jobs AS j WHERE j.workflow_id = w.id)
     ORDER BY w.finished_at
