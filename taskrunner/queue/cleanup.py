@@ -134,21 +134,49 @@ class CleanupStore:
         self, *, batch: int = DEFAULT_BATCH, max_seconds: float = 30.0
     ) -> tuple[int, bool]:
         """Delete finished jobs past the schema's retention, status by status, in batches
-        until none is left or `max_seconds` have passed. Returns how many were deleted
+        until none is left or `max_seconds` have passed; then, the same way, finished
+        workflows past it whose steps are all gone. Returns how many jobs were deleted
         and whether it got through all of them (False: more are due, prune again soon)."""
         if batch < 1:
             raise ValueError("batch must be at least 1")
         deadline = time.monotonic() + max_seconds
         total = 0
-        for status in FINISHED:
-            while True:
-                count: int = await self.db.fetchval(self.sql["prune_by_retention"], status, batch)
-                total += count
-                if count < batch:
-                    break
-                if time.monotonic() >= deadline:
-                    return total, False
+        jobs, workflows = self.sql["prune_by_retention"], self.sql["prune_workflows"]
+        for statement in (jobs, workflows):
+            for status in FINISHED:
+                while True:
+                    count: int = await self.db.fetchval(statement, status, batch)
+                    if statement is jobs:
+                        total += count
+                    if count < batch:
+                        break
+                    if time.monotonic() >= deadline:
+                        return total, False
         return total, True
+
+    @translate_errors
+    async def remove_workflows(
+        self, status: str, cutoff: datetime, *, batch: int = DEFAULT_BATCH, duty_cycle: float = 1.0
+    ) -> int:
+        """Delete workflows that ended `status` at or before `cutoff` and whose steps are
+        all gone (removed, pruned or archived), in batches as `act` does; how many."""
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        cursor: Any = None
+        total = 0
+        while True:
+            started = time.monotonic()
+            row = await self.db.fetchrow(
+                self.sql["remove_workflows"], status, cutoff, batch, cursor
+            )
+            count: int = row["count"]
+            total += count
+            cursor = row["cursor"]
+            if count < batch or cursor is None:
+                return total
+            if duty_cycle < 1:
+                busy = time.monotonic() - started
+                await asyncio.sleep(busy * (1 - duty_cycle) / duty_cycle)
 
     @translate_errors
     async def retention(self) -> RetentionSeconds:

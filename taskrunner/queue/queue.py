@@ -132,45 +132,65 @@ class JobQueue:
         return claimed
 
     @translate_errors
-    async def complete_many(self, completions: Sequence[Completion]) -> AckResult:
+    async def complete_many(
+        self, completions: Sequence[Completion], *, workflows: Sequence[int] = ()
+    ) -> AckResult:
         """Finish jobs as succeeded, with their results (a cancel asked too late to stop
-        the handler changes nothing)."""
+        the handler changes nothing). `workflows`: the workflows of the steps among them,
+        whose rows are locked first, in one order (sql/workflow_acks.sql)."""
         if not completions:
             return AckResult(applied={}, lost=[])
-        rows = await self.db.fetch(
-            self.sql["complete_many"],
+        args: list[Any] = [
             [c.lease.job_id for c in completions],
             [c.lease.lease_id for c in completions],
             # as text: encoded in C by any jsonb codec, ours or the driver's default
             [c.result.decode() if c.result is not None else None for c in completions],
-        )
+        ]
+        if workflows:
+            rows = await self.db.fetch(
+                self.sql["complete_many_in_workflows"], *args, sorted(set(workflows))
+            )
+        else:
+            rows = await self.db.fetch(self.sql["complete_many"], *args)
         return self._ack_result([c.lease for c in completions], rows)
 
     @translate_errors
-    async def fail_many(self, failures: Sequence[Failure]) -> AckResult:
+    async def fail_many(
+        self, failures: Sequence[Failure], *, workflows: Sequence[int] = ()
+    ) -> AckResult:
         """End failed attempts: queued again after `retry_in` while attempts remain,
-        otherwise failed for good."""
+        otherwise failed for good. `workflows`: as for complete_many."""
         if not failures:
             return AckResult(applied={}, lost=[])
-        rows = await self.db.fetch(
-            self.sql["fail_many"],
+        args: list[Any] = [
             [f.lease.job_id for f in failures],
             [f.lease.lease_id for f in failures],
             [f.error for f in failures],
             [f.retry_in for f in failures],
-        )
+        ]
+        if workflows:
+            rows = await self.db.fetch(
+                self.sql["fail_many_in_workflows"], *args, sorted(set(workflows))
+            )
+        else:
+            rows = await self.db.fetch(self.sql["fail_many"], *args)
         return self._ack_result([f.lease for f in failures], rows)
 
     @translate_errors
-    async def release_many(self, leases: Sequence[Lease]) -> AckResult:
-        """Hand running jobs back to the queue (a worker shutting down)."""
+    async def release_many(
+        self, leases: Sequence[Lease], *, workflows: Sequence[int] = ()
+    ) -> AckResult:
+        """Hand running jobs back to the queue (a worker shutting down). `workflows`: as
+        for complete_many."""
         if not leases:
             return AckResult(applied={}, lost=[])
-        rows = await self.db.fetch(
-            self.sql["release_many"],
-            [lease.job_id for lease in leases],
-            [lease.lease_id for lease in leases],
-        )
+        args: list[Any] = [[lease.job_id for lease in leases], [lease.lease_id for lease in leases]]
+        if workflows:
+            rows = await self.db.fetch(
+                self.sql["release_many_in_workflows"], *args, sorted(set(workflows))
+            )
+        else:
+            rows = await self.db.fetch(self.sql["release_many"], *args)
         return self._ack_result(list(leases), rows)
 
     @translate_errors

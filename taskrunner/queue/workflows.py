@@ -44,6 +44,7 @@ class NewWorkflow(msgspec.Struct, frozen=True, kw_only=True):
     shape: Any  # the canvas with step positions, for display
     output: Any  # how the outputs' results nest: "one", "list" or nested positions
     request_id: str
+    output_tasks: list[str] = []  # the outputs' tasks (their results decode by them)
     idempotency_key: str | None = None
     fingerprint: str | None = None
 
@@ -57,6 +58,7 @@ class WorkflowRow(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str | None
     output: Any = None
     shape: Any = None
+    output_tasks: list[str] | None = None  # None: written before tasks were kept
 
 
 class InsertedWorkflow(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,8 +70,17 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
 
+def _stored_output(workflow: NewWorkflow) -> str:
+    """The workflows.output column: the nesting and the tasks of the steps it names."""
+    return _encoder.encode({"nest": workflow.output, "tasks": workflow.output_tasks}).decode()
+
+
 def _workflow_row(record: Any) -> WorkflowRow:
     shape = record.get("shape")
+    output = _decoder.decode(record["output"]) if record["output"] is not None else None
+    tasks = None
+    if isinstance(output, dict) and "nest" in output:
+        output, tasks = output["nest"], output.get("tasks")
     return WorkflowRow(
         id=record["id"],
         status=record["status"],
@@ -77,8 +88,9 @@ def _workflow_row(record: Any) -> WorkflowRow:
         created_at=record["created_at"],
         finished_at=record["finished_at"],
         request_id=record["request_id"],
-        output=_decoder.decode(record["output"]) if record["output"] is not None else None,
+        output=output,
         shape=_decoder.decode(shape) if shape is not None else None,
+        output_tasks=tasks,
     )
 
 
@@ -118,7 +130,7 @@ class WorkflowStore:
             record = await conn.fetchrow(
                 self.sql["insert_workflow"],
                 _encoder.encode(workflow.shape).decode(),
-                _encoder.encode(workflow.output).decode(),
+                _stored_output(workflow),
                 len(workflow.steps),
                 key,
                 workflow.fingerprint,

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -206,16 +206,19 @@ class AckWriter:
     async def _write(
         self,
         batch: list[Pending],
-        write: Callable[[JobQueue, Sequence[Any]], Awaitable[AckResult]],
+        write: Callable[..., Awaitable[AckResult]],
     ) -> None:
         acks = [ack for _, ack, _ in batch]
         leases = [ack.lease for ack in acks]
+        # Steps of workflows: their workflows' rows are locked first, in one order (two
+        # batches holding steps of two workflows would otherwise deadlock).
+        workflows = [job.workflow_id for job, _, _ in batch if job.workflow_id is not None]
         self._in_flight += len(batch)
         try:
             # From here on the acks may land at any moment: a renewal that no longer
             # finds their jobs running has not lost their leases.
             self._keeper.finishing(leases)
-            result = await self._with_retries(write, acks)
+            result = await self._with_retries(write, acks, workflows)
         except DataRefused as exc:
             self._in_flight -= len(batch)
             if len(batch) == 1:
@@ -234,7 +237,10 @@ class AckWriter:
         self._written(batch, result)
 
     async def _with_retries(
-        self, write: Callable[[JobQueue, Sequence[Any]], Awaitable[AckResult]], acks: list[Any]
+        self,
+        write: Callable[..., Awaitable[AckResult]],
+        acks: list[Any],
+        workflows: list[int],
     ) -> AckResult:
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(TRIES),
@@ -246,7 +252,7 @@ class AckWriter:
             with attempt:
                 queue = await self._ack_queue()
                 try:
-                    return await write(queue, acks)
+                    return await write(queue, acks, workflows=workflows)
                 except ConnectError:
                     self._drop_connection()
                     raise

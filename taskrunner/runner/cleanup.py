@@ -26,8 +26,10 @@ in place: its key may belong to a newer job; enqueue it again instead.
 
 Schedules need no care: a schedule's jobs are ordinary jobs and the schedule's state
 lives in its own table, so removing or archiving them never makes a tick run twice or
-be skipped. Workflows (not built yet) will: a step that waits on a parent must not lose
-it to a cleanup, so cleanup must then leave steps of unfinished workflows alone.
+be skipped. Workflows keep what a later step needs (its parents' results) in their own
+rows, so finished steps may go at any time; a finished workflow's rows go once its
+steps' rows are all gone and it is past the retention (or the cleanup's age) of its
+status, never while it runs.
 """
 
 from __future__ import annotations
@@ -37,14 +39,20 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import msgspec
 
 from taskrunner.errors import InvalidArguments
 from taskrunner.limits import MAX_DELAY_SECONDS, check_seconds
-from taskrunner.queue.cleanup import ARCHIVED, CleanupStore, Progress, RetentionSeconds
+from taskrunner.queue.cleanup import (
+    ARCHIVED,
+    FINISHED,
+    CleanupStore,
+    Progress,
+    RetentionSeconds,
+)
 from taskrunner.runner.tasks import Task
 
 if TYPE_CHECKING:
@@ -314,7 +322,31 @@ class CleanupVerbs:
                 status,
                 f" older than {age:g}s" if age else "",
             )
+        if not dry_run:
+            await self._remove_workflows(store, planned, now, batch_size, float(duty_cycle))
         return counts
+
+    async def _remove_workflows(
+        self,
+        store: CleanupStore,
+        planned: Mapping[str, tuple[str, float]],
+        now: datetime,
+        batch: int,
+        duty_cycle: float,
+    ) -> None:
+        """A finished workflow whose steps are all gone goes too, when its status's jobs
+        were removed or archived and it is as old, and past its status's retention (kept
+        that long, its result stays readable whatever a cleanup did to its steps)."""
+        for status in FINISHED:
+            action, age = planned[status]
+            if action not in ("remove", "archive"):
+                continue
+            cutoff = now - timedelta(seconds=age)
+            removed = await store.remove_workflows(
+                status, cutoff, batch=batch, duty_cycle=duty_cycle
+            )
+            if removed:
+                log.info("cleanup: removed %d %s workflows whose steps are gone", removed, status)
 
     def _cleanup_task(self) -> Task[..., Any]:
         runner = self

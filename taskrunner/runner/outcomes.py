@@ -44,6 +44,8 @@ class Outcomes:
     acks: AckWriter
     keeper: LeaseKeeper
     to_release: list[Lease] = field(default_factory=list)  # handed back at shutdown
+    # The workflows of the steps among them (locked first by the hand-back).
+    to_release_workflows: list[int] = field(default_factory=list)
     progress: Progress = field(default_factory=Progress)  # for the worker's progress line
 
     def succeeded(self, execution: Execution, result: bytes) -> None:
@@ -103,6 +105,8 @@ class Outcomes:
         else:
             log.info("job %s handed back to the queue", job.id, extra=job_log_extra(job))
             self.to_release.append(execution.lease)
+            if job.workflow_id is not None:
+                self.to_release_workflows.append(job.workflow_id)
 
     @staticmethod
     def _retry_delay(execution: Execution, exc: BaseException) -> float | None:

@@ -66,6 +66,7 @@ async def wind_down(
     queue: JobQueue,
     acks: AckWriter | None,
     to_release: list[Lease],
+    workflows: list[int],
     keeper: LeaseKeeper | None,
     executors: Executors | None,
     claimer: JobQueue | None,
@@ -80,7 +81,7 @@ async def wind_down(
     if acks is not None:
         await acks.close(left())
     if to_release:
-        await _hand_back(queue, to_release, left())
+        await _hand_back(queue, to_release, workflows, left())
     # What is left to close is independent, so close it at once.
     closing: list[Awaitable[Any]] = []
     if keeper is not None:
@@ -94,8 +95,10 @@ async def wind_down(
             log.warning("while shutting down: %s: %s", type(outcome).__name__, outcome)
 
 
-async def _hand_back(queue: JobQueue, leases: list[Lease], timeout: float) -> None:
-    release = asyncio.ensure_future(queue.release_many(leases))
+async def _hand_back(
+    queue: JobQueue, leases: list[Lease], workflows: list[int], timeout: float
+) -> None:
+    release = asyncio.ensure_future(queue.release_many(leases, workflows=workflows))
     # Not wait_for: it would wait for the cancelled release, and a query cancelled on a
     # dead link keeps its connection until the driver's cancel request is answered.
     await asyncio.wait({release}, timeout=timeout)

@@ -487,6 +487,7 @@ class Worker:
             queue=self.queue,
             acks=self._acks,
             to_release=self._outcomes.to_release if self._acks is not None else [],
+            workflows=self._outcomes.to_release_workflows if self._acks is not None else [],
             keeper=self._keeper,
             executors=self._executors,
             claimer=self._claimer,

@@ -25,6 +25,7 @@ from taskrunner.runner.canvas import Canvas, Compiled, assemble, compile_canvas
 from taskrunner.runner.codec import ArgumentsError, decode_json
 from taskrunner.runner.context import current_request_id, new_request_id
 from taskrunner.runner.options import Options, check_connection, check_key
+from taskrunner.runner.results import typed_result
 
 if TYPE_CHECKING:
     from taskrunner.queue import JobQueue
@@ -83,6 +84,7 @@ class WorkflowVerbs:
 
     if TYPE_CHECKING:
         schema: str
+        tasks: dict[str, Task[..., Any]]
 
         @property
         def job_queue(self) -> JobQueue: ...
@@ -125,6 +127,7 @@ class WorkflowVerbs:
             outputs=compiled.outputs,
             shape=compiled.shape,
             output=compiled.output,
+            output_tasks=[steps[i][0].task for i in compiled.outputs],
             request_id=chosen or current_request_id() or new_request_id(),
             idempotency_key=idempotency_key,
             fingerprint=_fingerprint(compiled, [f for _, f in steps])
@@ -181,8 +184,10 @@ class WorkflowVerbs:
 
     async def workflow_result(self, workflow_id: int, timeout: float | None = None) -> Any:
         """The last step's result (the list of results for a workflow that ends in a
-        group), once the workflow succeeded. JobFailed naming the first step that failed
-        when it failed, JobCancelled when it was cancelled."""
+        group), once the workflow succeeded, each decoded by its task's return type as
+        `result(job_id)` does. JobFailed naming the first step that failed when it
+        failed, JobCancelled when it was cancelled; WorkflowNotFound when no workflow
+        has that id (also once retention removed a finished one)."""
         done = await self.wait_workflow(workflow_id, timeout)
         if done.status != "succeeded":
             broken = await self._first_broken_step(done)
@@ -190,9 +195,16 @@ class WorkflowVerbs:
                 raise JobFailed(broken[0], broken[2])
             raise JobCancelled(broken[0] if broken is not None else done.job_ids[-1])
         row = await self.workflow_store.get(workflow_id)
-        assert row is not None
+        if row is None:  # removed by retention meanwhile
+            raise WorkflowNotFound(workflow_id)
         outputs = await self.workflow_store.outputs(workflow_id)
-        return assemble(row.output, [decode_json(r) if r is not None else None for _, r in outputs])
+        names: list[str | None] = [*row.output_tasks] if row.output_tasks else [None] * len(outputs)
+        values = []
+        for name, (_, raw) in zip(names, outputs, strict=False):
+            task = self.tasks.get(name) if name is not None else None
+            value = decode_json(raw) if raw is not None else None
+            values.append(typed_result(task.func if task is not None else None, value))
+        return assemble(row.output, values)
 
     async def _first_broken_step(self, workflow: Workflow) -> tuple[int, str, str | None] | None:
         jobs = await self.job_queue.get_many(workflow.job_ids)

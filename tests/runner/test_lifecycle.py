@@ -353,6 +353,7 @@ async def test_stats_count_jobs_per_queue_and_status_and_age_the_oldest_queued_j
         "failed": 1,
         "cancelled": 0,
         "paused": 1,
+        "waiting": 0,
     }
     assert stats.oldest_queued_age is not None
     assert 0.25 <= stats.oldest_queued_age < 30, "the delayed job is not due, so not waiting"

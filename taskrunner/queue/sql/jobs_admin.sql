@@ -17,12 +17,22 @@ LIMIT $6;
 -- Queued, paused or waiting (a workflow step): cancelled at once (a step's dependants
 -- with it, by the trigger of migration 0010). Running: marked, and its worker is told on
 -- the cancel channel ($2); the worker stops the handler and the job ends cancelled.
-WITH changed AS (
+-- A step's workflow row is locked before the step's (a one-time filter runs first), in
+-- the order every change of a workflow takes (see sql/workflow_acks.sql): locked after
+-- it, an ack holding the workflow and releasing this step would wait on us as we wait
+-- on it.
+WITH locked AS (
+    SELECT w.id FROM /*schema*/workflows AS w
+    WHERE w.id = (SELECT workflow_id FROM /*schema*/jobs WHERE id = $1)
+    FOR UPDATE
+),
+changed AS (
     UPDATE /*schema*/jobs
     SET status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
         cancel_requested = (status = 'running'),
         finished_at = CASE WHEN status = 'running' THEN NULL ELSE now() END
-    WHERE id = $1
+    WHERE (SELECT count(*) FROM locked) >= 0
+      AND id = $1
       AND (status IN ('queued', 'paused', 'waiting')
            OR (status = 'running' AND NOT cancel_requested))
     RETURNING id, status
