@@ -146,13 +146,14 @@ class ConnectionVerbs:
             **pool_options,
         )
         try:
-            async with pool.acquire() as conn:
-                if self.auto_migrate:
-                    await migrator.migrate(conn)  # nothing left, when a worker migrated above
-                else:
-                    pending = await migrator.pending(conn)
-                    if pending:
-                        raise SchemaOutOfDate(self.schema, pending)
+            if not (for_worker and self.auto_migrate):  # a worker migrated above
+                async with pool.acquire() as conn:
+                    if self.auto_migrate:
+                        await migrator.migrate(conn)
+                    else:
+                        pending = await migrator.pending(conn)
+                        if pending:
+                            raise SchemaOutOfDate(self.schema, pending)
             queue = JobQueue(pool, self.schema)
             await self._settle_idempotency_ttl(queue)
             await self._settle_retention(pool)
