@@ -32,7 +32,7 @@ Definitions (all times are CLOCK_MONOTONIC seconds, one clock for the whole mach
   acknowledgement is accepted; for a fault that hit every worker, until the accepted
   completions within one second reach half the no-fault run's rate. None when no work was
   left to show it. (Jobs the fault took from a worker run again after their lease runs
-  out, from the back of the queue: that wait is at-least-once delivery, not recovery.)
+  out, in their place in the queue: that wait is at-least-once delivery, not recovery.)
 """
 
 from __future__ import annotations

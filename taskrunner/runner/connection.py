@@ -123,7 +123,9 @@ class ConnectionVerbs:
     async def _open_once(self, *, wait: float | None, for_worker: bool) -> None:
         """One try of `_open`. A runner opened for its worker gives its pool the
         worker's timeouts; it migrates over a connection of its own, whose statements
-        may take as long as they need."""
+        may take as long as they need. Whether anything is pending is read first, on the
+        pool: a worker starting against an up-to-date schema (every replacement of one
+        that died) opens no connection of its own for that."""
         target = await self._resolve()
         migrator = Migrator(self.schema)
         pool_options: dict[str, Any] = {}
@@ -132,12 +134,6 @@ class ConnectionVerbs:
                 "server_settings": WORKER_SESSION_SETTINGS,
                 "command_timeout": WORKER_COMMAND_TIMEOUT,
             }
-            if self.auto_migrate:
-                conn = await connect(target, wait=wait)
-                try:
-                    await migrator.migrate(conn)
-                finally:
-                    await conn.close()
         pool = await create_pool(
             target,
             max_size=self.pool_size,
@@ -147,12 +143,13 @@ class ConnectionVerbs:
         )
         try:
             async with pool.acquire() as conn:
-                if self.auto_migrate:
-                    await migrator.migrate(conn)  # nothing left, when a worker migrated above
-                else:
-                    pending = await migrator.pending(conn)
-                    if pending:
-                        raise SchemaOutOfDate(self.schema, pending)
+                pending = await migrator.pending(conn)
+                if pending and self.auto_migrate and not for_worker:
+                    await migrator.migrate(conn)
+            if pending and not self.auto_migrate:
+                raise SchemaOutOfDate(self.schema, pending)
+            if pending and for_worker:
+                await self._migrate_alone(target, migrator, wait)
             queue = JobQueue(pool, self.schema)
             await self._settle_idempotency_ttl(queue)
             await self._settle_retention(pool)
@@ -161,6 +158,15 @@ class ConnectionVerbs:
             raise
         self._pool = pool
         self._queue = queue
+
+    @staticmethod
+    async def _migrate_alone(target: ResolvedDsn, migrator: Migrator, wait: float | None) -> None:
+        """Migrate on a connection without the worker's statement timeout."""
+        conn = await connect(target, wait=wait, raw_jsonb=False)
+        try:
+            await migrator.migrate(conn)
+        finally:
+            await conn.close()
 
     async def _settle_idempotency_ttl(self, queue: JobQueue) -> None:
         """Write the key lifetime given to this runner to the schema, or take the

@@ -39,6 +39,12 @@ def fence_margin(seconds: float) -> float:
     return min(seconds / 4, FENCE_MARGIN_MAX)
 
 
+def retry_delay(failures: int, interval: float) -> float:
+    """Seconds before a renewal that failed is tried again (`failures` in a row): from a
+    tenth of a second, doubling, at most the renewal interval and one second."""
+    return restart_delay(failures, first=0.1, ceiling=min(1.0, interval))
+
+
 def renew_timeout(interval: float) -> float:
     """How long one renewal may take before it is given up: one renewal interval (at
     least one second, at most the worker's command timeout)."""
@@ -206,8 +212,16 @@ class LeaseKeeper:
         self._wake = asyncio.Event()
         self._renew_lock = asyncio.Lock()
         conn = None
+        failures = 0  # renewals (or connections for them) that failed in a row
         try:
             while not self._stopping:
+                if failures:
+                    # Tried again soon, not an interval later: each renewal that does
+                    # not get through brings the fence times closer (a server restart
+                    # or a terminated connection would otherwise stop every handler).
+                    await self._pause(retry_delay(failures, self._interval()))
+                    if self._stop_requested():
+                        break
                 if conn is None or conn.is_closed():
                     try:
                         conn = await connect(
@@ -217,25 +231,29 @@ class LeaseKeeper:
                         )
                         self._queue = JobQueue(conn, self._schema)
                     except Exception as exc:
+                        failures += 1
                         log.warning("lease renewal cannot connect (%s); retrying", exc)
                         self._ready.set()
-                        await asyncio.sleep(1.0)
                         continue
                 self._ready.set()
-                due = loop.time() + self._interval()
-                while not self._stop_requested() and loop.time() < due:
-                    self._planned_interval = due - loop.time()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), due - loop.time())
-                    self._wake.clear()
-                    due = min(due, loop.time() + self._interval())
+                if not failures:  # after a failure the renewal that failed is due now
+                    due = loop.time() + self._interval()
+                    while not self._stop_requested() and loop.time() < due:
+                        self._planned_interval = due - loop.time()
+                        await self._pause(due - loop.time())
+                        due = min(due, loop.time() + self._interval())
                 if self._stop_requested():
                     break
+                if conn.is_closed():  # ended meanwhile (a terminated backend, a restart)
+                    failures = 1
+                    continue
                 with self._lock:
                     held = list(self._held.values())
+                failures = 0
                 if held:
                     failure = await self._renew_bounded(held)
                     if failure is not None:
+                        failures = 1
                         log.warning("renewing %d leases failed: %s", len(held), failure)
                         if conn is not None:
                             conn.terminate()  # a half-open link would not answer a close
@@ -245,6 +263,13 @@ class LeaseKeeper:
             self._ready.set()
             if conn is not None and not conn.is_closed():
                 await conn.close()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep up to `seconds`; a poke (new leases, a stop) ends it early."""
+        assert self._wake is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.0, seconds))
+        self._wake.clear()
 
     async def _renew_bounded(self, held: list[tuple[Lease, float]]) -> BaseException | None:
         """One renewal, given up after `renew_timeout`; the error, if it failed. Not

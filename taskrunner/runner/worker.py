@@ -154,7 +154,11 @@ class Worker:
             on_lost=self._lease_lost,
             owner_loop=loop,
         )
-        await asyncio.to_thread(self._keeper.start)
+        # Start-up waits on round trips more than on work: the renewal thread's
+        # connection, the claim connection and the check for unknown tasks go at once.
+        await asyncio.gather(
+            asyncio.to_thread(self._keeper.start), self._open_claims(), self._unknown_tasks.check()
+        )
         self._acks = AckWriter(
             self.runner.target, self.runner.schema, self._keeper, self._on_acks_written
         )
@@ -210,7 +214,6 @@ class Worker:
                 ", ".join(self.settings.queues) if self.settings.queues else "all",
                 self.settings.concurrency,
             )
-            await self._unknown_tasks.check()
             self._claim_task = asyncio.create_task(self._claim_loop(), name="taskrunner-claims")
             await asyncio.wait({self._claim_task})
             if not self._claim_task.cancelled() and self._claim_task.exception() is not None:
@@ -299,6 +302,12 @@ class Worker:
                 self._acks.backlog,
             )
         return 0
+
+    async def _open_claims(self) -> None:
+        """Open the claim connection ahead, during start-up; if that fails, the claim
+        loop tries again with its backoff."""
+        with contextlib.suppress(DatabaseError):
+            await self._claim_queue()
 
     async def _claim_queue(self) -> JobQueue:
         """Claims go through a connection of their own, set up for the claim plan, and

@@ -77,6 +77,24 @@ async def test_migrating_twice_applies_nothing_the_second_time(
     assert await Migrator(bare_schema).pending(conn) == []
 
 
+async def test_migrating_an_up_to_date_schema_takes_no_lock(
+    conn: asyncpg.Connection, pg_dsn: str, schema: str
+):
+    # A worker starting migrates first: with nothing pending that is two reads, not a
+    # locked transaction per migration, and it does not wait for a migration elsewhere.
+    await Migrator(schema).migrate(conn)
+    other = await asyncpg.connect(pg_dsn)
+    try:
+        async with other.transaction():
+            await other.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"taskrunner.migrate:{schema}",
+            )
+            assert await asyncio.wait_for(Migrator(schema).migrate(conn), 5) == []
+    finally:
+        await other.close()
+
+
 async def test_a_dry_run_names_the_pending_migrations_and_creates_nothing(
     conn: asyncpg.Connection, bare_schema: str
 ):

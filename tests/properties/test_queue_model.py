@@ -279,8 +279,8 @@ class QueueMachine(RuleBasedStateMachine):
             self.ended(job_id, "cancelled")
         elif job.attempts >= job.max_attempts:
             self.ended(job_id, "failed")
-        else:
-            self.requeued(job_id)
+        else:  # queued again in its place: its run_at is kept
+            self.set(job_id, status="queued", lease_id=None)
         assert rescued == [(job_id, self.jobs[job_id].status)]
 
     @precondition(lambda self: self.stale)

@@ -63,6 +63,19 @@ async def test_a_rescued_job_is_queued_again_runnable_at_once_with_the_reason_re
     assert await queue.runnable_exists(["t"])
 
 
+async def test_a_rescued_job_keeps_its_place_in_the_queue(queue: JobQueue, pool: asyncpg.Pool):
+    (job,) = await running_jobs(queue, 1)
+    before = await stored(queue, job.id)
+    await queue.enqueue_many([NewJob(task="t") for _ in range(3)])  # enqueued after it
+    await expire_lease(pool, queue.schema, job.id)
+
+    await queue.rescue_expired()
+
+    assert (await stored(queue, job.id)).run_at == before.run_at
+    (first,) = await queue.claim(["t"], limit=1, owner="w")
+    assert first.id == job.id  # not behind the jobs enqueued while it ran
+
+
 async def test_a_rescued_job_whose_cancel_was_asked_ends_cancelled(
     queue: JobQueue, pool: asyncpg.Pool
 ):

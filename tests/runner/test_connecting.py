@@ -159,6 +159,29 @@ async def test_a_connection_ended_while_migrating_is_a_failed_try_and_the_openin
     assert await schema_exists(pg_dsn, bare_schema)
 
 
+async def test_a_worker_starting_on_an_up_to_date_schema_does_not_wait_for_the_migration_lock(
+    pg_dsn: str, schema: str
+):
+    # A replacement worker starts while, say, another process migrates a second schema
+    # or holds the lock: with nothing pending it only reads, and starts at once.
+    runner = TaskRunner(pg_dsn, schema=schema)
+
+    @runner.task
+    async def noop() -> int:
+        return 1
+
+    holder = await asyncpg.connect(pg_dsn)
+    try:
+        async with holder.transaction():
+            await holder.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"taskrunner.migrate:{schema}",
+            )
+            await asyncio.wait_for(runner.run_worker(stop_when_idle=True, handle_signals=False), 10)
+    finally:
+        await holder.close()
+
+
 async def test_open_with_auto_migrate_migrates_the_schema(pg_dsn: str, bare_schema: str):
     runner = TaskRunner(pg_dsn, schema=bare_schema, auto_migrate=True)
 

@@ -2,6 +2,11 @@
 -- Running jobs whose lease ran out belong to a worker that died or hung. They run again
 -- (the lost attempt stays counted) unless that was their last attempt, or a cancel was
 -- asked. Batches of $1, SKIP LOCKED so several workers may rescue at once.
+--
+-- A rescued job keeps its run_at, so its place in the queue: it was due before anything
+-- enqueued since, and it is claimed again at once instead of after the whole backlog
+-- (with run_at = now() the jobs of a killed worker waited for the queue to drain, and
+-- long ones then ran last, one after the other, on an otherwise idle fleet).
 UPDATE /*schema*/jobs AS j
 SET status = CASE
         WHEN j.cancel_requested THEN 'cancelled'
@@ -9,8 +14,6 @@ SET status = CASE
         ELSE 'queued' END::/*schema*/job_status,
     finished_at = CASE
         WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN now() END,
-    run_at = CASE
-        WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN j.run_at ELSE now() END,
     last_error = 'lease expired: worker ' || coalesce(j.lease_owner, '?')
                  || ' stopped renewing it during attempt ' || j.attempts,
     lease_id = NULL,
