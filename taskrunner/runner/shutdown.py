@@ -80,7 +80,7 @@ async def wind_down(
     if acks is not None:
         await acks.close(left())
     if to_release:
-        await _hand_back(queue, to_release, left())
+        await hand_back(queue, to_release, left())
     # What is left to close is independent, so close it at once.
     closing: list[Awaitable[Any]] = []
     if keeper is not None:
@@ -94,7 +94,11 @@ async def wind_down(
             log.warning("while shutting down: %s: %s", type(outcome).__name__, outcome)
 
 
-async def _hand_back(queue: JobQueue, leases: list[Lease], timeout: float) -> None:
+async def hand_back(queue: JobQueue, leases: list[Lease], timeout: float) -> None:
+    """Release these leases' jobs to the queue (bounded); a failure is logged: those
+    jobs run again once their leases run out."""
+    if not leases:
+        return
     release = asyncio.ensure_future(queue.release_many(leases))
     # Not wait_for: it would wait for the cancelled release, and a query cancelled on a
     # dead link keeps its connection until the driver's cancel request is answered.
