@@ -5,7 +5,10 @@ concurrency, and go back to the queue untouched when the worker stops."""
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
+from test_self_fencing import LEASE, renewals_blocked
 from worker_helpers import Concurrency, background_worker, eventually, settings
 
 from taskrunner import TaskRunner
@@ -30,7 +33,7 @@ async def running_is(tr: TaskRunner, expected: int) -> bool:
 
 def short_then_blocked(
     tr: TaskRunner, peak: Concurrency, gate: asyncio.Event
-) -> tuple[Task[..., None], Task[..., None]]:
+) -> tuple[Task[..., Any], Task[..., Any]]:
     """Two tasks: `quick` (no-op, sets a short mean) and `blocked` (waits for `gate`)."""
 
     @tr.task
@@ -123,6 +126,47 @@ async def test_a_job_claimed_ahead_whose_cancel_is_asked_ends_cancelled_without_
 
     assert ended.status == "cancelled"
     assert held.args[0] not in peak.started
+
+
+async def test_a_job_claimed_ahead_whose_renewals_fail_is_dropped_unrun_before_its_lease_ends(
+    tr: TaskRunner, pg_dsn: str
+):
+    peak, gate = Concurrency(), asyncio.Event()
+    quick, _ = short_then_blocked(tr, peak, gate)
+
+    @tr.task(lease=LEASE)
+    async def blocked_short_lease(i: int) -> None:
+        with peak.running(i):
+            await asyncio.wait_for(gate.wait(), 20)
+
+    await tr.enqueue_many(quick, [(i,) for i in range(20)], priority=1)
+    await tr.enqueue_many(blocked_short_lease, [(i,) for i in range(10)])
+
+    async with background_worker(
+        tr, concurrency=CONCURRENCY, claim_ahead=AHEAD, rescue_interval=60
+    ) as bg:
+        worker = bg.worker
+        await eventually(lambda: peak.now == CONCURRENCY, message="both slots blocked")
+        await eventually(
+            lambda: len(worker.running) == CONCURRENCY + AHEAD, message="jobs claimed ahead"
+        )
+        held = next(
+            e.job
+            for e in worker.running.values()
+            if e.handle is None and e.job.task == blocked_short_lease.name
+        )
+        async with renewals_blocked(pg_dsn, tr, held.id) as runs_out:
+            await eventually(
+                lambda: held.id not in worker.running,
+                timeout=runs_out - time.monotonic(),
+                message="the held job dropped",
+            )
+        gate.set()
+
+    assert held.args[0] not in peak.started
+    stale = await tr.job_queue.get(held.id)
+    assert stale is not None
+    assert (stale.status, stale.attempts) == ("running", 1)  # left to the rescue
 
 
 async def test_a_worker_serving_a_limited_queue_claims_nothing_ahead(tr: TaskRunner):
