@@ -443,9 +443,11 @@ class Worker:
         else:
             outcomes.succeeded(execution, result)
         finally:
-            if self.running.get(job.id) is execution:
+            # A superseded attempt (the job claimed again) hands its slot to the new one.
+            current = self.running.get(job.id) is execution
+            if current:
                 del self.running[job.id]
-            if self._prefetch.held and not self._stopping:
+            if current and self._prefetch.held and not self._stopping:
                 self._start_held()
             elif len(self.running) == self.settings.concurrency - 1:
                 self._wakeup.set()  # we were full: a slot is free to claim into
