@@ -81,7 +81,7 @@ async def wind_down(
     if acks is not None:
         await acks.close(left())
     if to_release:
-        await _hand_back(queue, to_release, workflows, left())
+        await hand_back(queue, to_release, workflows, left())
     # What is left to close is independent, so close it at once.
     closing: list[Awaitable[Any]] = []
     if keeper is not None:
@@ -95,9 +95,13 @@ async def wind_down(
             log.warning("while shutting down: %s: %s", type(outcome).__name__, outcome)
 
 
-async def _hand_back(
+async def hand_back(
     queue: JobQueue, leases: list[Lease], workflows: list[int], timeout: float
 ) -> None:
+    """Release these leases' jobs to the queue (bounded); a failure is logged: those
+    jobs run again once their leases run out."""
+    if not leases:
+        return
     release = asyncio.ensure_future(queue.release_many(leases, workflows=workflows))
     # Not wait_for: it would wait for the cancelled release, and a query cancelled on a
     # dead link keeps its connection until the driver's cancel request is answered.

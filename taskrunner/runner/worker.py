@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from taskrunner.db import CLAIM_SESSION_SETTINGS, WORKER_COMMAND_TIMEOUT, connect, listen_target
 from taskrunner.errors import DatabaseError, InvalidArguments
 from taskrunner.queue import AckResult, JobQueue, JobRow, Lease
-from taskrunner.runner.acks import AckWriter, job_log_extra
+from taskrunner.runner.acks import MAX_BATCH, AckWriter, job_log_extra
 from taskrunner.runner.codec import ArgumentsError
 from taskrunner.runner.context import JobContext
 from taskrunner.runner.executors import Executors
@@ -32,9 +32,16 @@ from taskrunner.runner.limited_claims import LimitedClaims
 from taskrunner.runner.listening import Notifications
 from taskrunner.runner.maintenance import Maintenance
 from taskrunner.runner.outcomes import Execution, Outcomes
+from taskrunner.runner.prefetch import Prefetch
 from taskrunner.runner.progress import start_progress_line
 from taskrunner.runner.scheduler import Scheduler
-from taskrunner.runner.shutdown import install_stop_signals, unless_forced, wind_down
+from taskrunner.runner.shutdown import (
+    SHUTDOWN_GRACE,
+    hand_back,
+    install_stop_signals,
+    unless_forced,
+    wind_down,
+)
 from taskrunner.runner.supervise import restart_delay, start_supervised
 from taskrunner.runner.tasks import Task
 from taskrunner.runner.unknown_tasks import UnknownTaskWatch
@@ -62,10 +69,13 @@ class WorkerSettings:
     prune_interval: float = 60.0
     process_pool_size: int | None = None
     handle_signals: bool = True
-    # No claims while more outcomes than this wait to be written (None: the default,
-    # twice the concurrency and at least 100).
+    # No claims while more outcomes than this wait to be written (None: twice the jobs
+    # a worker may hold, concurrency plus claim_ahead, and at least one ack batch).
     max_unwritten: int | None = None
     metrics_port: int | None = None  # serve Prometheus metrics there (runner/metrics.py)
+    # Jobs a claim may take beyond the free slots while short jobs have a backlog
+    # (runner/prefetch.py; None: twice the concurrency, 0: never).
+    claim_ahead: int | None = None
 
 
 class Worker:
@@ -83,8 +93,14 @@ class Worker:
         self.task_names = sorted(self.tasks)
         self.leases = {name: task.lease for name, task in self.tasks.items()}
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Every job this worker holds a lease of: those running and those claimed ahead
+        # (held in self._prefetch, without a handle until a slot frees up).
         self.running: dict[int, Execution] = {}
-        self.max_unwritten = settings.max_unwritten or max(100, 2 * settings.concurrency)
+        ahead = 2 * settings.concurrency if settings.claim_ahead is None else settings.claim_ahead
+        self._prefetch = Prefetch(settings.concurrency, ahead)
+        self.max_unwritten = settings.max_unwritten or max(
+            MAX_BATCH, 2 * (settings.concurrency + ahead)
+        )
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._force = asyncio.Event()
@@ -242,15 +258,18 @@ class Worker:
         assert self._acks is not None
         while not self._stopping:
             self._wakeup.clear()
-            free = self.settings.concurrency - len(self.running)
-            if free > 0 and self._acks.backlog > self.max_unwritten:
-                free = self._pause_claims()
+            free = self.settings.concurrency - len(self.running)  # held ones count
+            # Never ahead while limited queues are served: their claims get free slots
+            # only, and jobs claimed ahead would take those slots first.
+            ahead = 0 if self._limited.active else self._prefetch.room()
+            if free + ahead > 0 and self._acks.backlog > self.max_unwritten:
+                free = ahead = self._pause_claims()
             elif self._claims_paused:
                 self._claims_paused = False
                 log.info("outcomes are written again: claiming resumes")
             claimed: list[JobRow] = []
             try:
-                if free > 0:
+                if free + ahead > 0:
                     claimer = await self._claim_queue()
                     sent = time.monotonic()  # the leases hold from before this (fencing)
                     # Limited queues first: their limits cap them, and the ordinary
@@ -263,16 +282,19 @@ class Worker:
                         lease=self.leases,
                     )
                     if self._limited.ordinary_due():
+                        asked = free + ahead - len(claimed)
                         ordinary = await claimer.claim(
                             self.task_names,
-                            limit=free - len(claimed),
+                            limit=asked,
                             owner=self.owner,
                             lease=self.leases,
                             queues=self.settings.queues,
                         )
-                        self._limited.ordinary_claimed(len(ordinary) < free - len(claimed))
+                        self._limited.ordinary_claimed(len(ordinary) < asked)
+                        self._prefetch.claimed(asked, len(ordinary))
                         claimed += ordinary
                     self._start(claimed, sent)
+                    free += ahead  # what was asked for, to tell a full claim
                 if self.settings.stop_when_idle and not self.running and not claimed:
                     if await self._idle_now():
                         return
@@ -348,9 +370,12 @@ class Worker:
         return bool(held)
 
     def _start(self, claimed: list[JobRow], sent: float) -> None:
-        """Run the claimed jobs (claimed by a statement sent at `sent`)."""
+        """Run the claimed jobs (claimed by a statement sent at `sent`); those beyond
+        the free slots wait in claim order (runner/prefetch.py)."""
         assert self._keeper is not None
         held = []
+        waiting = self._prefetch.held
+        executing = len(self.running) - len(waiting)
         for job in claimed:
             task = self.tasks[job.task]
             previous = self.running.get(job.id)
@@ -360,13 +385,57 @@ class Worker:
                 # starts once the old one has really ended (a thread cannot be stopped).
                 self._stop_lost(previous)
                 after = previous.handle
+            elif previous is not None:  # held, and its old lease lost meanwhile
+                self._stop_lost(previous)
             execution = Execution(job, task, job.lease)
             self.running[job.id] = execution
             held.append((execution.lease, task.lease))
-            execution.handle = asyncio.create_task(
-                self._run_job(execution, after), name=f"job-{job.id}"
-            )
+            if after is None and executing >= self.settings.concurrency:
+                waiting.append(execution)
+            else:
+                executing += after is None
+                execution.handle = asyncio.create_task(
+                    self._run_job(execution, after), name=f"job-{job.id}"
+                )
         self._keeper.hold_many(held, sent)
+
+    def _start_held(self) -> None:
+        """A slot is free: start the next job claimed ahead, if any."""
+        execution = self._prefetch.take()
+        if execution is None:
+            return
+        execution.handle = asyncio.create_task(
+            self._run_job(execution), name=f"job-{execution.job.id}"
+        )
+        if not self._prefetch.held:
+            self._wakeup.set()  # the last one: claim the next batch while these run
+
+    def _take_back_held(self) -> tuple[list[Lease], list[int]]:
+        """At shutdown: the jobs claimed ahead, never started, to hand back at once with
+        the attempts they had (other workers take them while the running ones finish)."""
+        held = list(self._prefetch.held)
+        self._prefetch.held.clear()
+        for execution in held:
+            execution.stop_reason = "shutdown"
+            if self.running.get(execution.job.id) is execution:
+                del self.running[execution.job.id]
+        leases = [execution.lease for execution in held]
+        workflows = sorted({e.job.workflow_id for e in held if e.job.workflow_id is not None})
+        if leases and self._keeper is not None:
+            self._keeper.drop(leases)  # not renewed: if the hand-back fails, they run out
+            log.info("handing back %d job(s) claimed ahead", len(leases))
+        return leases, workflows
+
+    def _drop_held(self, execution: Execution, reason: str) -> bool:
+        """End a job claimed ahead before it started (cancel, lost lease, shutdown);
+        whether it was one."""
+        if not self._prefetch.remove(execution):
+            return False
+        execution.stop_reason = execution.stop_reason or reason
+        if self.running.get(execution.job.id) is execution:
+            del self.running[execution.job.id]
+        self._outcomes.stopped(execution)
+        return True
 
     # ---- running -------------------------------------------------------------------
 
@@ -397,8 +466,9 @@ class Worker:
         try:
             if after is not None and not after.done():
                 await asyncio.wait({after})
-            execution.started = time.monotonic()
+            execution.started = started = time.monotonic()
             result = await self._run_attempt(task, job, ctx)
+            self._prefetch.ran(time.monotonic() - started)
         except asyncio.CancelledError as exc:
             if execution.stop_reason is None and not _being_cancelled():
                 outcomes.failed(execution, exc, retryable=False)  # the handler's own
@@ -411,9 +481,13 @@ class Worker:
         else:
             outcomes.succeeded(execution, result)
         finally:
-            if self.running.get(job.id) is execution:
+            # A superseded attempt (the job claimed again) hands its slot to the new one.
+            current = self.running.get(job.id) is execution
+            if current:
                 del self.running[job.id]
-            if len(self.running) == self.settings.concurrency - 1:
+            if current and self._prefetch.held and not self._stopping:
+                self._start_held()
+            elif len(self.running) == self.settings.concurrency - 1:
                 self._wakeup.set()  # we were full: a slot is free to claim into
             if self._limited.ended(job.id):
                 self._wakeup.set()  # a limited queue's slot is free
@@ -426,7 +500,10 @@ class Worker:
 
     def _cancel_running(self, job_id: int) -> None:
         execution = self.running.get(job_id)
-        if execution is None or execution.stop_reason is not None or execution.handle is None:
+        if execution is None or execution.stop_reason is not None:
+            return
+        if execution.handle is None:
+            self._drop_held(execution, "cancel")
             return
         execution.stop_reason = "cancel"
         execution.handle.cancel()
@@ -437,14 +514,18 @@ class Worker:
             self._stop_lost(execution)
 
     def _stop_lost(self, execution: Execution, why: str | None = None) -> None:
-        if execution.stop_reason is not None or execution.handle is None:
+        if execution.stop_reason is not None:
             return
         log.warning(
-            "job %s lost its lease (%s); stopping this attempt",
+            "job %s lost its lease (%s); %s",
             execution.job.id,
             why or "it expired and the job was claimed again",
+            "stopping this attempt" if execution.handle else "it was claimed ahead: not run",
             extra=job_log_extra(execution.job),
         )
+        if execution.handle is None:
+            self._drop_held(execution, "lost")
+            return
         execution.stop_reason = "lost"
         execution.handle.cancel()
         if self._metrics is not None:
@@ -471,6 +552,8 @@ class Worker:
     async def _shutdown(self) -> None:
         """Let running jobs finish (bounded), stop the rest, write the outcomes and hand
         back the rest (bounded, even with the database gone), close everything."""
+        # Beside the wait for running jobs, so that it adds nothing to the shutdown's bound.
+        held = asyncio.ensure_future(hand_back(self.queue, *self._take_back_held(), SHUTDOWN_GRACE))
         pending = [e.handle for e in self.running.values() if e.handle is not None]
         if pending:
             log.info(
@@ -492,6 +575,7 @@ class Worker:
             if not await unless_forced(asyncio.wait(handles), None, self._force):
                 ids = ", ".join(str(e.job.id) for e in self.running.values())
                 log.warning("stopping without waiting for job(s) %s any longer", ids)
+        await unless_forced(held, None, self._force)  # bounded by SHUTDOWN_GRACE itself
         await wind_down(
             queue=self.queue,
             acks=self._acks,

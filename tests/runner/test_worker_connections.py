@@ -38,7 +38,8 @@ async def test_a_workers_own_connections_have_statement_and_command_timeouts_and
         pass
 
     endless = endless_task(tr)
-    async with background_worker(tr, concurrency=1, shutdown_timeout=0.2) as bg:
+    # Not claiming ahead: once the slot is full, no claim runs on the claim connection.
+    async with background_worker(tr, concurrency=1, shutdown_timeout=0.2, claim_ahead=0) as bg:
         await tr.wait((await quick.enqueue()).id, timeout=10)  # the ack connection exists now
         await endless.task.enqueue()
         await asyncio.wait_for(endless.started.wait(), 10)  # one slot, full: no claim runs
