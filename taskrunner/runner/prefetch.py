@@ -18,11 +18,16 @@ shutdown the held jobs are handed back with the attempts they had (release_many)
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from taskrunner.runner.outcomes import Execution
 
 if TYPE_CHECKING:
-    from taskrunner.runner.outcomes import Execution
+    from taskrunner.queue import JobRow, Lease
+    from taskrunner.runner.tasks import Task
 
 LOCAL_WAIT = 0.02  # seconds a job claimed ahead waits here, on average, at most
 MEAN_WEIGHT = 0.1  # of the newest attempt in the running mean of handler times
@@ -62,6 +67,39 @@ class Prefetch:
         mean = self._mean
         self._mean = seconds if mean is None else mean + MEAN_WEIGHT * (seconds - mean)
 
+    def admit(
+        self,
+        claimed: list[JobRow],
+        running: dict[int, Execution],
+        tasks: dict[str, Task[..., Any]],
+        stop_lost: Callable[[Execution], None],
+        start: Callable[[Execution, asyncio.Task[None] | None], None],
+    ) -> list[tuple[Lease, float]]:
+        """Put the claimed jobs in `running` and `start` those that get a free slot; the
+        rest wait here in claim order. Returns their leases with their lengths."""
+        leases = []
+        executing = len(running) - len(self.held)
+        for job in claimed:
+            task = tasks[job.task]
+            previous = running.get(job.id)
+            after = None
+            if previous is not None and previous.handle is not None:
+                # Our old lease expired and we claimed the job again: the new attempt
+                # starts once the old one has really ended (a thread cannot be stopped).
+                stop_lost(previous)
+                after = previous.handle
+            elif previous is not None:  # held, and its old lease lost meanwhile
+                stop_lost(previous)
+            execution = Execution(job, task, job.lease)
+            running[job.id] = execution
+            leases.append((execution.lease, task.lease))
+            if after is None and executing >= self.concurrency:
+                self.held.append(execution)
+            else:
+                executing += after is None
+                start(execution, after)
+        return leases
+
     def take(self) -> Execution | None:
         """The next held job to start, if any."""
         return self.held.popleft() if self.held else None
@@ -73,3 +111,24 @@ class Prefetch:
         except ValueError:
             return False
         return True
+
+    def drop(self, execution: Execution, reason: str, running: dict[int, Execution]) -> bool:
+        """End a held job before it started (cancel, lost lease): out of here and out of
+        `running`; whether it was held here."""
+        if not self.remove(execution):
+            return False
+        execution.stop_reason = execution.stop_reason or reason
+        if running.get(execution.job.id) is execution:
+            del running[execution.job.id]
+        return True
+
+    def take_back(self, running: dict[int, Execution]) -> list[Execution]:
+        """At shutdown: every held job, never started, out of here and out of `running`,
+        to hand back with the attempts they had."""
+        held = list(self.held)
+        self.held.clear()
+        for execution in held:
+            execution.stop_reason = "shutdown"
+            if running.get(execution.job.id) is execution:
+                del running[execution.job.id]
+        return held

@@ -1,8 +1,12 @@
-"""The end of a worker's shutdown, bounded even with the database unreachable.
+"""A worker's shutdown, bounded even with the database unreachable.
 
-Once its handlers have stopped, a worker writes their outcomes, hands back the jobs it
-interrupted and closes its connections, executors and lease renewal, all within
-SHUTDOWN_GRACE seconds (FORCED_GRACE after a second stop request). What could not be
+It hands back at once the jobs claimed ahead and never started (other workers take them
+while the running ones finish), lets running jobs finish for `shutdown_timeout`, then
+cancels those it can (thread handlers cannot be interrupted; it waits for them unless a
+second stop request forces it on). Once its handlers have stopped, it writes their
+outcomes, hands back the jobs it interrupted and closes its connections, executors and
+lease renewal, all within SHUTDOWN_GRACE seconds (FORCED_GRACE after a second stop
+request). What could not be
 written is logged with the job ids; those jobs run again once their leases run out.
 """
 
@@ -13,7 +17,7 @@ import logging
 import signal
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskrunner.db import close_quickly
 from taskrunner.errors import DatabaseError
@@ -22,6 +26,9 @@ from taskrunner.runner.acks import AckWriter
 from taskrunner.runner.executors import Executors
 from taskrunner.runner.failures import safe_str
 from taskrunner.runner.leases import LeaseKeeper
+
+if TYPE_CHECKING:
+    from taskrunner.runner.outcomes import Execution, Outcomes
 
 log = logging.getLogger("taskrunner")
 
@@ -59,6 +66,69 @@ async def unless_forced(
         work.cancel()
         return False
     return True
+
+
+async def shut_down(
+    *,
+    queue: JobQueue,
+    running: dict[int, Execution],
+    held: list[Execution],
+    shutdown_timeout: float,
+    force: asyncio.Event,
+    acks: AckWriter | None,
+    outcomes: Outcomes | None,
+    keeper: LeaseKeeper | None,
+    executors: Executors | None,
+    claimer: JobQueue | None,
+) -> None:
+    """Hand back the `held` jobs (taken out of the claimed-ahead ones), let the `running`
+    ones finish (bounded), stop the rest, write the outcomes and hand back the rest
+    (bounded, even with the database gone), close everything."""
+    # Beside the wait for running jobs, so that it adds nothing to the shutdown's bound.
+    handing_back = asyncio.ensure_future(
+        hand_back(queue, *_held_to_hand_back(held, keeper), SHUTDOWN_GRACE)
+    )
+    pending = [e.handle for e in running.values() if e.handle is not None]
+    if pending:
+        log.info("waiting up to %.0fs for %d running job(s)", shutdown_timeout, len(pending))
+        await unless_forced(asyncio.wait(pending), shutdown_timeout, force)
+    interrupted = [e for e in running.values() if e.handle is not None]
+    for execution in interrupted:
+        if execution.task.executor != "thread":  # threads cannot be interrupted
+            execution.stop_reason = execution.stop_reason or "shutdown"
+            assert execution.handle is not None
+            execution.handle.cancel()
+    if interrupted:
+        if any(e.task.executor == "thread" for e in interrupted):
+            log.warning("thread handlers cannot be interrupted; waiting for them to finish")
+        handles = [e.handle for e in interrupted if e.handle is not None]
+        if not await unless_forced(asyncio.wait(handles), None, force):
+            ids = ", ".join(str(e.job.id) for e in running.values())
+            log.warning("stopping without waiting for job(s) %s any longer", ids)
+    await unless_forced(handing_back, None, force)  # bounded by SHUTDOWN_GRACE itself
+    await wind_down(
+        queue=queue,
+        acks=acks,
+        to_release=outcomes.to_release if outcomes is not None else [],
+        workflows=outcomes.to_release_workflows if outcomes is not None else [],
+        keeper=keeper,
+        executors=executors,
+        claimer=claimer,
+        force=force,
+    )
+
+
+def _held_to_hand_back(
+    held: list[Execution], keeper: LeaseKeeper | None
+) -> tuple[list[Lease], list[int]]:
+    """The leases and workflows of jobs claimed ahead, no longer renewed: if the
+    hand-back fails, they run out."""
+    leases = [execution.lease for execution in held]
+    workflows = sorted({e.job.workflow_id for e in held if e.job.workflow_id is not None})
+    if leases and keeper is not None:
+        keeper.drop(leases)
+        log.info("handing back %d job(s) claimed ahead", len(leases))
+    return leases, workflows
 
 
 async def wind_down(
