@@ -16,7 +16,7 @@ from taskrunner.db import embedded as embedded_pg
 from taskrunner.db.migrator import load_migrations
 from taskrunner.queue import Completion, JobQueue, NewJob
 
-pytestmark = pytest.mark.embedded
+pytestmark = [pytest.mark.embedded, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -197,6 +197,10 @@ async def test_a_process_task_past_its_timeout_is_killed_and_the_pool_keeps_work
     pid_file = tmp_path / "pid"
 
     async with background_worker(tr, concurrency=1, process_pool_size=1):
+        # The child is started first, so its start-up (slow on a loaded machine) is not
+        # taken out of the sleeper's second.
+        before = await add.enqueue(1, 1)
+        assert await tr.result(before.id, timeout=15) == 2
         stuck = await sleeper.enqueue(str(pid_file), 30.0)
         failed = await tr.wait(stuck.id, timeout=15)
         after = await add.enqueue(1, 2)

@@ -182,8 +182,13 @@ async def test_cancelling_a_running_job_twice_returns_false_the_second_time(tr: 
         await asyncio.wait_for(started.wait(), 10)
         assert await tr.cancel(job.id) is True
         assert await tr.cancel(job.id) is False
-        release.set()
-        assert (await tr.wait(job.id, timeout=10)).status is JobStatus.CANCELLED
+        # Released only once the job ended: released earlier, the handler could return
+        # before the cancel reached the worker (then the cancel came too late).
+        try:
+            ended = await tr.wait(job.id, timeout=10)
+        finally:
+            release.set()
+        assert ended.status is JobStatus.CANCELLED
 
 
 async def test_cancelling_a_running_process_job_kills_its_child_promptly(

@@ -252,13 +252,15 @@ async def test_a_job_running_while_the_database_connections_are_cut_still_succee
     runs: list[int] = []
     started = asyncio.Event()
 
+    # Long enough a lease for the reconnect to get a renewal through on a loaded machine;
+    # the handler outlives it, so only a renewal after the cut keeps it.
     async with open_runner(worker_dsn, schema) as tr:
 
-        @tr.task(name="slow", lease=1.0)
+        @tr.task(name="slow", lease=3.0)
         async def slow() -> str:
             runs.append(1)
             started.set()
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(3.5)
             return "done"
 
         async with open_runner(pg_dsn, schema) as observer:
