@@ -81,8 +81,8 @@ async def test_a_worker_given_queues_claims_only_from_those_queues(tr: TaskRunne
 
     await run_until_idle(tr, queues=("a", "c"))
 
-    assert await tr.result(in_a.id, timeout=1) == "a"
-    assert await tr.result(in_c.id, timeout=1) == "c"
+    assert await tr.result(in_a.id, timeout=10) == "a"
+    assert await tr.result(in_c.id, timeout=10) == "c"
     assert (await row(tr, in_b.id)).status == "queued"
 
 
@@ -163,7 +163,7 @@ async def test_a_handlers_return_value_is_stored_and_read_back_by_result(tr: Tas
     job = await compute.enqueue(4)
     await run_until_idle(tr)
 
-    assert await tr.result(job.id, timeout=1) == {"n": 4, "squares": [0, 1, 4, 9], "label": "ok"}
+    assert await tr.result(job.id, timeout=10) == {"n": 4, "squares": [0, 1, 4, 9], "label": "ok"}
     assert (await tr.get_job(job.id)).result == {  # type: ignore[union-attr]
         "n": 4,
         "squares": [0, 1, 4, 9],
