@@ -3,13 +3,19 @@
 The server is the first that answers of: $TASKRUNNER_TEST_DSN, $TASKRUNNER_DSN,
 $DATABASE_URL, a local server at 127.0.0.1:5432 (user postgres), else an embedded
 PostgreSQL started once for the session.
+
+The suite runs in parallel (pytest-xdist, `-n auto` in pyproject's addopts): the hooks
+below pick the number of worker processes and give each session a temporary folder of
+its own. Run it serially with `-n 0`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +30,83 @@ from taskrunner.queue import JobQueue
 
 LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCHEMA_PREFIX = "t_"
+
+
+# ---- parallel runs --------------------------------------------------------------------
+
+# Most tests wait (on PostgreSQL, on subprocesses, on leases), so more workers than cores
+# pay off: measured on 2 cores, 4 workers run the suite fastest (see README).
+WORKERS_PER_CORE = 2
+MIN_WORKERS = 4
+MAX_WORKERS = 8
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """How many workers `-n auto` starts: none when the command line names single tests
+    (`tests/x.py::test_y`), where starting workers would cost more than it saves; else
+    twice the cores, at least 4 and at most 8. $PYTEST_XDIST_AUTO_NUM_WORKERS overrides."""
+    forced = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    if forced:
+        return int(forced)
+    if config.args and all("::" in arg for arg in config.args):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(MIN_WORKERS, min(MAX_WORKERS, WORKERS_PER_CORE * (cores or 1)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """A temporary folder of this session's own unless --basetemp is given: pytest's
+    shared /tmp/pytest-of-<user> is cleaned by every session that starts or ends, which
+    races with other sessions running at the same time. xdist workers get a subfolder of
+    their controller's. The folder is removed at exit when every test passed."""
+    if config.option.basetemp or hasattr(config, "workerinput"):
+        return
+    basetemp = Path(tempfile.mkdtemp(prefix="taskrunner-pytest-"))
+    config.option.basetemp = str(basetemp)
+    # Registered before any embedded PostgreSQL is started, so it runs after they stop.
+    atexit.register(_remove_when_passed, config, basetemp)
+
+
+def _remove_when_passed(config: pytest.Config, basetemp: Path) -> None:
+    if getattr(config, "_taskrunner_exitstatus", None) == 0:
+        shutil.rmtree(basetemp, ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config._taskrunner_exitstatus = exitstatus  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In parallel, tests marked slow are handed out first, so none of them starts last
+    and keeps one worker busy while the others are done. The order is the same on every
+    worker, as xdist requires. And xdist_group marks are made to count again."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        if config.getvalue("loadgroup"):
+            for item in items:
+                _join_xdist_group(item)
+
+
+def _join_xdist_group(item: pytest.Item) -> None:
+    """--dist loadgroup sends the tests whose id ends in "@<group>" to one worker. xdist
+    3.8 appends that suffix by setting `_nodeid`, which pytest 9.2 no longer reads (it
+    keeps a structured `_id`), so the groups are silently ignored (pytest-xdist#1386):
+    append it here where xdist could not. Nothing to do once xdist does it itself."""
+    names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                    for m in item.iter_markers("xdist_group")})  # fmt: skip
+    if not names or "@" in item.nodeid.rpartition("]")[2]:
+        return
+    grouped = f"{item.nodeid}@{'_'.join(names)}"
+    if hasattr(item, "_id"):
+        item._id = type(item._id).parse(grouped)
+    else:
+        item._nodeid = grouped
+
+
+# ---- the server and the schemas ----------------------------------------------------------
 
 
 def _reachable(dsn: str) -> bool:

@@ -16,7 +16,8 @@ from taskrunner.db import embedded as embedded_pg
 from taskrunner.db.migrator import load_migrations
 from taskrunner.queue import Completion, JobQueue, NewJob
 
-pytestmark = pytest.mark.embedded
+# One worker starts the server (a module fixture) for all of them.
+pytestmark = [pytest.mark.embedded, pytest.mark.slow, pytest.mark.xdist_group("embedded")]
 
 
 @pytest.fixture(scope="module")

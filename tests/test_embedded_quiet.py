@@ -30,6 +30,7 @@ def cli_without_a_dsn(home: Path, *args: str, **extra_env: str) -> subprocess.Co
 
 
 @pytest.mark.embedded
+@pytest.mark.slow
 def test_a_cli_call_on_the_embedded_server_prints_nothing_of_the_server(tmp_path: Path):
     proc = cli_without_a_dsn(tmp_path, "migrate", "--schema", "quiet_check")
 
@@ -40,6 +41,7 @@ def test_a_cli_call_on_the_embedded_server_prints_nothing_of_the_server(tmp_path
 
 
 @pytest.mark.embedded
+@pytest.mark.slow
 def test_the_server_logs_show_when_asked(tmp_path: Path):
     proc = cli_without_a_dsn(
         tmp_path, "migrate", "--dry-run", "--schema", "quiet_check", TASKRUNNER_EMBEDDED_LOG="1"

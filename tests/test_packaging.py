@@ -21,6 +21,9 @@ import pytest
 import taskrunner
 from taskrunner.db import migrator
 
+# One worker builds the sdist and wheel (a module fixture) for all of them.
+pytestmark = pytest.mark.xdist_group("packaging")
+
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_ONLY = {
     "site-packages",

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# One worker runs them all, so mypy's cache (a module fixture) is warm after the first.
+pytestmark = pytest.mark.xdist_group("typing")
+
 ROOT = Path(__file__).resolve().parents[1]
 USAGE = ROOT / "tests" / "typing" / "usage.py"
 

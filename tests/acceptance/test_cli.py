@@ -182,4 +182,4 @@ async def test_the_worker_command_runs_queued_jobs_and_exits_0_when_idle(
         env=env,
     )
     assert proc.code == 0, proc.stderr
-    assert [await tr.result(j.id, timeout=1) for j in jobs] == [1, 2, 3]
+    assert [await tr.result(j.id, timeout=10) for j in jobs] == [1, 2, 3]

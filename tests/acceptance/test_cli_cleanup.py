@@ -119,6 +119,7 @@ async def test_a_bad_or_empty_command_is_a_usage_error_that_changes_nothing(
     assert await counts(tr) == {"succeeded": 2, "archived": 0}
 
 
+@pytest.mark.slow
 async def test_a_database_that_cannot_be_reached_is_exit_code_1(pg_dsn: str, schema: str):
     env = environment(pg_dsn)
     proc = await run_cli(

@@ -11,7 +11,10 @@ from acceptance_helpers import import_app
 from taskrunner import JobStatus, TaskRunner
 
 TICK = 0.01
-MAX_LAG = 0.25
+# A job run on the loop would stall it for the whole of its 1.5 s. Shorter lags come from
+# the OS: with the suite's other workers (and a child burning a core) on 2 cores, this
+# process waits up to a few tenths of a second for a core now and then.
+MAX_LAG = 0.6
 
 
 @pytest.fixture

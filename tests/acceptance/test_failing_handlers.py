@@ -51,6 +51,6 @@ async def test_a_worker_gives_every_badly_failing_job_an_outcome_and_exits_0_onc
     assert nul.last_error is not None
     assert nul.last_error.startswith("result could not be stored:")
     for job in fine:
-        assert (await tr.result(job.id, timeout=1)) == job.args[0]
+        assert (await tr.result(job.id, timeout=10)) == job.args[0]
     assert "never retrieved" not in log
     assert "another worker took the job over" not in log

@@ -26,6 +26,8 @@ from acceptance_helpers import (
 
 from taskrunner import JobStatus, TaskRunner
 
+pytestmark = pytest.mark.slow
+
 APP = f"{APPS}.fencing_app:runner"
 WORKER_OPTIONS = ("--poll-interval", "0.1", "--shutdown-timeout", "5")
 LEASE = 2.0  # fencing_app's

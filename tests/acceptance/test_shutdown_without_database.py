@@ -25,6 +25,8 @@ from acceptance_helpers import (
 
 from taskrunner import JobStatus, TaskRunner
 
+pytestmark = pytest.mark.slow
+
 APP = f"{APPS}.signals_app:runner"  # acceptance.hold_cut_off: a 4 s lease, 3 attempts
 SHUTDOWN_TIMEOUT = 2.0
 A_FEW_SECONDS = 8.0

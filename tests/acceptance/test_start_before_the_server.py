@@ -99,6 +99,7 @@ async def test_a_worker_started_while_the_server_is_unreachable_works_once_it_co
     assert (done.status, done.result) == ("succeeded", b"7")
 
 
+@pytest.mark.slow
 async def test_a_one_off_command_gives_up_after_its_bounded_wait(tmp_path: Path, pg_dsn: str):
     env = environment(on_port(pg_dsn, free_port()))
     started = time.monotonic()

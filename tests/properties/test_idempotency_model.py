@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from conftest import drop_schema, new_schema_name
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -122,6 +123,7 @@ async def check_sequence(dsn: str, operations: list[tuple[str, bool, list[Call]]
     assert len(stored) - len(keyed) == model.keyless
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, database=None)
 @given(operations=OPERATIONS)
 def test_idempotency_keys_behave_like_the_model(pg_dsn: str, operations: Any) -> None:

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import asyncpg
+import pytest
 import tenacity
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -121,6 +122,7 @@ async def scenario(dsn: str, outcomes: list[str], concurrency: int, workers: int
         assert done.result == index
 
 
+@pytest.mark.slow
 @settings(
     max_examples=10,
     deadline=None,

@@ -359,6 +359,7 @@ class QueueMachine(RuleBasedStateMachine):
             assert self.jobs[lease.job_id].lease_id != lease.lease_id
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)  # passing takes seconds; shrinking a failure takes longer
 def test_the_queue_behaves_like_its_model_under_random_sequences_of_verbs(pg_dsn: str):
     loop = asyncio.new_event_loop()

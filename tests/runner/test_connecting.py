@@ -15,6 +15,7 @@ import pytest
 from taskrunner import JobStatus, SchemaOutOfDate, TaskRunner, TaskRunnerError
 from taskrunner.db.dsn import configured_dsn, resolve_dsn
 from taskrunner.errors import ConnectError, EmbeddedUnavailable, InvalidSchemaName
+from taskrunner.runner import connection
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
 DSN_VARS = ("TASKRUNNER_DSN", "DATABASE_URL")
@@ -102,9 +103,10 @@ async def test_runners_migrating_at_once_apply_each_migration_exactly_once(
 # ---- open(): auto_migrate ------------------------------------------------------------
 
 
-async def waiting_backend(dsn: str, timeout: float = 10.0) -> int:
-    """The pid of the backend waiting for a migration lock. Asked on a connection of its
-    own: inside a transaction pg_stat_activity keeps the view it first showed."""
+async def waiting_backend(dsn: str, holder_pid: int, timeout: float = 10.0) -> int:
+    """The pid of the backend waiting for the migration lock `holder_pid` holds (not some
+    other test's). Asked on a connection of its own: inside a transaction
+    pg_stat_activity keeps the view it first showed."""
     conn = await asyncpg.connect(dsn)
     try:
         deadline = time.monotonic() + timeout
@@ -112,7 +114,8 @@ async def waiting_backend(dsn: str, timeout: float = 10.0) -> int:
             pid = await conn.fetchval(
                 "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
                 " AND query LIKE '%pg_advisory_xact_lock%' AND datname = current_database()"
-                " LIMIT 1"
+                " AND $1 = ANY(pg_blocking_pids(pid)) LIMIT 1",
+                holder_pid,
             )
             if pid is not None:
                 return int(pid)
@@ -146,7 +149,7 @@ async def test_a_connection_ended_while_migrating_is_a_failed_try_and_the_openin
             started = asyncio.ensure_future(
                 runner.run_worker(stop_when_idle=True, handle_signals=False)
             )
-        victim = await waiting_backend(pg_dsn)
+        victim = await waiting_backend(pg_dsn, holder.get_server_pid())
         await holder.execute("SELECT pg_terminate_backend($1)", victim)
         await transaction.rollback()
         await asyncio.wait_for(started, 20)
@@ -265,6 +268,15 @@ async def test_a_runner_without_a_dsn_argument_connects_to_taskrunner_dsn(
 # ---- when PostgreSQL cannot be reached -----------------------------------------------
 
 
+@pytest.fixture
+def quick_give_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tries for half a second instead of CONNECT_WAIT's ten: for tests of what the error
+    says. That the full wait is bounded is the first test's promise (and the CLI's,
+    tests/acceptance/test_start_before_the_server.py)."""
+    monkeypatch.setattr(connection, "CONNECT_WAIT", 0.5)
+
+
+@pytest.mark.slow
 async def test_an_unreachable_dsn_raises_connect_error_naming_it_and_its_source(
     bare_schema: str,
 ):
@@ -281,6 +293,7 @@ async def test_an_unreachable_dsn_raises_connect_error_naming_it_and_its_source(
     assert not runner.is_open
 
 
+@pytest.mark.usefixtures("quick_give_up")
 async def test_an_unreachable_dsn_from_the_environment_is_named_with_its_variable(
     no_dsn_env: pytest.MonkeyPatch, bare_schema: str
 ):
@@ -290,11 +303,13 @@ async def test_an_unreachable_dsn_from_the_environment_is_named_with_its_variabl
         await asyncio.wait_for(TaskRunner(schema=bare_schema).open(), 30)
 
 
+@pytest.mark.usefixtures("quick_give_up")
 async def test_migrate_against_an_unreachable_dsn_raises_connect_error(bare_schema: str):
     with pytest.raises(ConnectError):
         await asyncio.wait_for(TaskRunner(UNREACHABLE, schema=bare_schema).migrate(), 30)
 
 
+@pytest.mark.usefixtures("quick_give_up")
 async def test_a_connect_error_does_not_show_the_password(bare_schema: str):
     runner = TaskRunner("postgresql://postgres:hunter2@127.0.0.1:1/x", schema=bare_schema)
 

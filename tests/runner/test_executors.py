@@ -54,7 +54,7 @@ async def test_an_async_handler_runs_on_the_workers_event_loop_and_returns_its_v
     job = await double.enqueue(21)
     await run_until_idle(tr)
 
-    assert await tr.result(job.id, timeout=1) == 42
+    assert await tr.result(job.id, timeout=10) == 42
     assert loops == [asyncio.get_running_loop()]
 
 
@@ -70,7 +70,7 @@ async def test_a_plain_function_runs_in_a_thread_and_returns_its_value(tr: TaskR
     job = await double.enqueue(21)
     await run_until_idle(tr)
 
-    assert await tr.result(job.id, timeout=1) == 42
+    assert await tr.result(job.id, timeout=10) == 42
     assert threads
     assert threads[0] != threading.main_thread().name
 
@@ -83,8 +83,8 @@ async def test_a_process_task_runs_in_a_child_process_and_returns_its_value(tr: 
     where = await context.enqueue()
     await run_until_idle(tr, process_pool_size=1)
 
-    assert await tr.result(summed.id, timeout=1) == 42
-    assert (await tr.result(where.id, timeout=1))["pid"] != os.getpid()
+    assert await tr.result(summed.id, timeout=10) == 42
+    assert (await tr.result(where.id, timeout=10))["pid"] != os.getpid()
 
 
 @pytest.mark.parametrize("executor", ["async", "thread", "process"])
@@ -111,7 +111,7 @@ async def test_current_job_describes_the_running_job_in_every_executor(
     job = await task.enqueue(request_id=f"req-{executor}")
     await run_until_idle(tr, process_pool_size=1)
 
-    seen = await tr.result(job.id, timeout=1)
+    seen = await tr.result(job.id, timeout=10)
     seen.pop("pid", None)
     assert seen == {
         "job_id": job.id,
@@ -197,6 +197,10 @@ async def test_a_process_task_past_its_timeout_is_killed_and_the_pool_keeps_work
     pid_file = tmp_path / "pid"
 
     async with background_worker(tr, concurrency=1, process_pool_size=1):
+        # The child is started first, so its start-up (slow on a loaded machine) is not
+        # taken out of the sleeper's second.
+        before = await add.enqueue(1, 1)
+        assert await tr.result(before.id, timeout=15) == 2
         stuck = await sleeper.enqueue(str(pid_file), 30.0)
         failed = await tr.wait(stuck.id, timeout=15)
         after = await add.enqueue(1, 2)
@@ -334,7 +338,7 @@ async def test_the_jobs_request_id_is_the_current_request_id_in_every_executor(
     await run_until_idle(tr, process_pool_size=1)
 
     assert job.request_id == "req-outer"
-    assert await tr.result(job.id, timeout=1) == ["req-outer", "req-outer"]
+    assert await tr.result(job.id, timeout=10) == ["req-outer", "req-outer"]
     assert current_request_id() is None, "the handler's request id did not leak out"
 
 
@@ -351,7 +355,7 @@ async def test_a_job_enqueued_from_a_handler_inherits_the_handlers_request_id(tr
     job = await parent.enqueue(request_id="req-parent")
     await run_until_idle(tr)
 
-    child_id = await tr.result(job.id, timeout=1)
+    child_id = await tr.result(job.id, timeout=10)
     spawned = await tr.get_job(child_id)
     assert spawned is not None
     assert (spawned.request_id, spawned.status) == ("req-parent", JobStatus.SUCCEEDED)

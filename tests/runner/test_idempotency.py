@@ -343,6 +343,7 @@ ENQUEUE_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 async def test_enqueues_racing_from_several_processes_make_one_job_per_key_and_all_get_its_id(
     runner: TaskRunner, count_jobs: Count, tmp_path: Path
 ):

@@ -141,7 +141,7 @@ async def test_cancelling_a_running_async_job_cancels_its_handler_and_ends_it_ca
     assert ended.status is JobStatus.CANCELLED
     assert ended.finished_at is not None
     with pytest.raises(JobCancelled):
-        await tr.result(job.id, timeout=1)
+        await tr.result(job.id, timeout=10)
 
 
 async def test_cancelling_a_running_thread_job_ends_it_cancelled_once_its_thread_failed(
@@ -182,8 +182,13 @@ async def test_cancelling_a_running_job_twice_returns_false_the_second_time(tr: 
         await asyncio.wait_for(started.wait(), 10)
         assert await tr.cancel(job.id) is True
         assert await tr.cancel(job.id) is False
-        release.set()
-        assert (await tr.wait(job.id, timeout=10)).status is JobStatus.CANCELLED
+        # Released only once the job ended: released earlier, the handler could return
+        # before the cancel reached the worker (then the cancel came too late).
+        try:
+            ended = await tr.wait(job.id, timeout=10)
+        finally:
+            release.set()
+        assert ended.status is JobStatus.CANCELLED
 
 
 async def test_cancelling_a_running_process_job_kills_its_child_promptly(
@@ -226,7 +231,7 @@ async def test_a_paused_job_is_not_run_until_it_is_resumed(tr: TaskRunner):
     assert (await tr.get_job(job.id)).status is JobStatus.QUEUED  # type: ignore[union-attr]
     await run_until_idle(tr)
     assert ran == [7]
-    assert await tr.result(job.id, timeout=1) == 7
+    assert await tr.result(job.id, timeout=10) == 7
 
 
 async def test_resuming_a_job_that_is_not_paused_returns_false(tr: TaskRunner):
@@ -303,7 +308,7 @@ async def test_retrying_a_cancelled_job_queues_it_again(tr: TaskRunner):
     assert await tr.cancel(job.id)
     assert await tr.retry(job.id) is True
     await run_until_idle(tr)
-    assert await tr.result(job.id, timeout=1) == "ran"
+    assert await tr.result(job.id, timeout=10) == "ran"
 
 
 async def test_retrying_a_succeeded_job_returns_false_and_changes_nothing(tr: TaskRunner):

@@ -63,7 +63,7 @@ async def test_a_middleware_wraps_every_attempt_in_every_executor(
     await run_until_idle(tr, process_pool_size=1)
 
     assert sorted(seen) == [(first.id, 1, 42), (second.id, 1, 2)]
-    assert await tr.result(first.id, timeout=1) == 42
+    assert await tr.result(first.id, timeout=10) == 42
 
 
 async def test_the_first_registered_middleware_is_the_outermost(pg_dsn: str, schema: str):
@@ -101,7 +101,7 @@ async def test_what_a_middleware_returns_is_the_attempts_result(tr: TaskRunner):
     job = await add.enqueue(20, 1)
     await run_until_idle(tr)
 
-    assert await tr.result(job.id, timeout=1) == 42
+    assert await tr.result(job.id, timeout=10) == 42
 
 
 async def test_a_middleware_that_never_calls_call_next_skips_the_handler(tr: TaskRunner):
@@ -120,7 +120,7 @@ async def test_a_middleware_that_never_calls_call_next_skips_the_handler(tr: Tas
     await run_until_idle(tr)
 
     assert ran == []
-    assert await tr.result(job.id, timeout=1) == "skipped"
+    assert await tr.result(job.id, timeout=10) == "skipped"
 
 
 async def test_what_a_middleware_raises_fails_the_attempt_and_is_retried(tr: TaskRunner):
