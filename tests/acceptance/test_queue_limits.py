@@ -219,20 +219,26 @@ async def test_a_serial_slot_held_by_a_killed_worker_frees_when_its_lease_runs_o
     await tr.configure_queue("serial", concurrency=1)
     env = environment(pg_dsn, schema)
     env["TR_EVENTS_DIR"] = str(events_dir)
-    (stuck,) = await enqueue(tr, "serial", 1, hold=3600.0)
+    (stuck,) = await tr.enqueue_many(
+        "limits.record", [{"seq": 0, "hold": 3600.0, "first_only": True}], queue="serial"
+    )
+    stuck_id = stuck.id
     async with worker_process(APP, env, tmp_path / "doomed.log") as doomed:
         for _ in range(int(DRAIN_TIMEOUT / 0.05)):
             if runs(events_dir, "serial"):
                 break
             await asyncio.sleep(0.05)
         (first,) = runs(events_dir, "serial")
-        assert first.job == stuck
+        assert first.job == stuck_id
         after = await tr.enqueue("limits.record", seq=1, hold=0.0, queue="serial")
         async with workers(1, pg_dsn, schema, events_dir, tmp_path) as procs:
             doomed.send(signal.SIGKILL)
             await doomed.exit_code(10)
-            await drained(tr, [after.id], procs)
+            await drained(tr, [stuck_id, after.id], procs)
 
     found = runs(events_dir, "serial")
+    # The rescued job keeps its place in the queue: it runs again first, then the later one.
+    again = next(r for r in found if r.job == stuck_id and r.pid != first.pid)
     second = next(r for r in found if r.job == after.id)
-    assert second.start > first.start + 3.0  # not before the dead worker's lease ran out
+    assert again.start > first.start + 3.0  # not before the dead worker's lease ran out
+    assert second.start >= again.start

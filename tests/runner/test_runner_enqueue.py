@@ -134,7 +134,7 @@ async def test_get_job_returns_the_job_enqueue_returned(runner: TaskRunner):
 def test_job_status_is_a_str_enum_of_lowercase_words():
     assert issubclass(JobStatus, str)
     assert {s.value for s in JobStatus} == {
-        "queued", "running", "succeeded", "failed", "cancelled", "paused",
+        "queued", "running", "succeeded", "failed", "cancelled", "paused", "waiting",
     }  # fmt: skip
     assert JobStatus.QUEUED == "queued"
     assert JobStatus("paused") is JobStatus.PAUSED
