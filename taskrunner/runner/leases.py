@@ -85,6 +85,7 @@ class LeaseKeeper:
         self._queue: JobQueue | None = None
         self._renew_lock: asyncio.Lock | None = None
         self._planned_interval = float("inf")
+        self._renew_asked = False  # renew_soon(): renew before the interval is over
         # Told of every fence time a renewal moves (job id, time), from the renewal thread.
         self.on_fence_moved: Callable[[int, float], None] | None = None
 
@@ -173,6 +174,12 @@ class LeaseKeeper:
             return failed
         return asyncio.run_coroutine_threadsafe(self._renew([(held[0], seconds)]), self._loop)
 
+    def renew_soon(self) -> None:
+        """Renew every held lease now rather than at the end of the interval: the
+        renewal reports the cancels asked of them (for those a LISTEN missed)."""
+        self._renew_asked = True
+        self._poke()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop renewing; wait up to `timeout` for the thread (a daemon: it cannot keep
         the process alive)."""
@@ -238,7 +245,9 @@ class LeaseKeeper:
                 self._ready.set()
                 if not failures:  # after a failure the renewal that failed is due now
                     due = loop.time() + self._interval()
-                    while not self._stop_requested() and loop.time() < due:
+                    while (
+                        not self._stop_requested() and not self._renew_asked and loop.time() < due
+                    ):
                         self._planned_interval = due - loop.time()
                         await self._pause(due - loop.time())
                         due = min(due, loop.time() + self._interval())
@@ -247,6 +256,7 @@ class LeaseKeeper:
                 if conn.is_closed():  # ended meanwhile (a terminated backend, a restart)
                     failures = 1
                     continue
+                self._renew_asked = False  # before the read: a later ask renews again
                 with self._lock:
                     held = list(self._held.values())
                 failures = 0

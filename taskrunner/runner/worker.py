@@ -99,7 +99,11 @@ class Worker:
         listen_at = listen_target(runner.target, runner.listen_dsn)
         self.notifications = (
             Notifications(
-                listen_at, runner.schema, on_job=self._on_job, on_cancel=self._stops.cancel
+                listen_at,
+                runner.schema,
+                on_job=self._on_job,
+                on_cancel=self._stops.cancel,
+                on_listening=self._on_listening,
             )
             if listen_at is not None
             else None
@@ -354,6 +358,14 @@ class Worker:
         if queues is None or queue_name in queues:
             self._limited.ordinary_claimed(ran_dry=False)
             self._wakeup.set()
+
+    def _on_listening(self) -> None:
+        # What was notified before LISTEN was in place is lost: a job enqueued meanwhile
+        # is claimed now, and a cancel of a running job comes with a renewal now rather
+        # than up to a renewal interval (a third of the lease) later.
+        self._wakeup.set()
+        if self.running and self._keeper is not None:
+            self._keeper.renew_soon()
 
     def _on_acks_written(self, result: AckResult) -> None:
         # A retry may be due now, claims may resume, or idleness is to be checked.
