@@ -106,7 +106,11 @@ async def _until_reachable(
     while True:
         tries += 1
         try:
-            return await asyncio.wait_for(attempt(timeout), timeout)
+            # Not wait_for: on Python 3.11 a cancel that comes as the attempt connects
+            # drops its result, and the connection with it, unclosed. Within the task,
+            # the cancel ends the attempt, whose driver closes what it opened.
+            async with asyncio.timeout(timeout):
+                return await attempt(timeout)
         except _CONNECT_FAILURES as exc:
             error = _connect_error(target, exc)
             if not isinstance(exc, _UNREACHABLE):
@@ -198,7 +202,11 @@ async def connect(
 
     conn = await _until_reachable(target, attempt, timeout=timeout, wait=wait)
     if raw_jsonb:
-        await init_connection(conn)
+        try:
+            await init_connection(conn)
+        except BaseException:  # a cancel too (a worker stopping as it starts): not leaked
+            conn.terminate()
+            raise
     return conn
 
 
