@@ -14,6 +14,7 @@ too, see `attached`).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,18 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from taskrunner.queue import EnqueueResult, JobRow, NewJob
 from taskrunner.runner.context import JobContext
@@ -104,7 +116,8 @@ class Tracing:
         span = self.tracer.start_span(
             f"process {job.queue}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
         )
-        token = otel_context.attach(trace.set_span_in_context(span))
+        # The stored context, not the worker's, is the handler's: its baggage too.
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
             return await run(task, job, ctx)
         except Exception as exc:
@@ -120,7 +133,12 @@ def _parent_of(job: JobRow) -> otel_context.Context | None:
     be read, such as one written by hand in SQL: tracing never fails an attempt."""
     assert job.trace_context is not None
     try:
-        return propagate.extract(_decode(job.trace_context))
+        carrier = _decode(job.trace_context)
+        if len(carrier) == 1 and _default_propagator():
+            parent = _traceparent_only(carrier)
+            if parent is not None:
+                return parent
+        return propagate.extract(carrier)
     except Exception as exc:
         log.warning(
             "job %s: its stored trace context cannot be read (%s); traced as a new trace",
@@ -128,6 +146,48 @@ def _parent_of(job: JobRow) -> otel_context.Context | None:
             exc,
         )
         return None
+
+
+_ROOT = otel_context.Context()
+# What the W3C propagator accepts of a version-00 traceparent, less its corner cases
+# (those, and every other carrier, take the propagator's own way).
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_NO_TRACE = "0" * 32
+_NO_SPAN = "0" * 16
+_checked: list[tuple[TextMapPropagator, bool]] = []
+
+
+def _traceparent_only(carrier: dict[str, str]) -> otel_context.Context | None:
+    """What `propagate.extract` makes of the usual stored context, a lone version-00
+    traceparent, under the default propagator (W3C trace context, then baggage, which
+    has none to add), in a fifth of its time; None for anything else."""
+    header = carrier.get("traceparent")
+    match = _TRACEPARENT.fullmatch(header) if header is not None else None
+    if match is None:
+        return None
+    trace_id, span_id, flags = match.groups()
+    if trace_id == _NO_TRACE or span_id == _NO_SPAN:
+        return None
+    remote = SpanContext(
+        int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16))
+    )
+    return trace.set_span_in_context(NonRecordingSpan(remote), _ROOT)
+
+
+def _default_propagator() -> bool:
+    """Whether the global propagator is still OpenTelemetry's default (`tracecontext,
+    baggage`), for which `_traceparent_only` is exact; checked once per propagator set."""
+    textmap = propagate.get_global_textmap()
+    if not _checked or _checked[0][0] is not textmap:
+        parts = (
+            getattr(textmap, "_propagators", None) if type(textmap) is CompositePropagator else None
+        )
+        default = parts is not None and [type(p) for p in parts] == [
+            TraceContextTextMapPropagator,
+            W3CBaggagePropagator,
+        ]
+        _checked[:] = [(textmap, default)]
+    return _checked[0][1]
 
 
 def _failed(span: trace.Span, exc: Exception) -> None:

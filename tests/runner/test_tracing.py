@@ -105,6 +105,46 @@ async def test_the_enqueue_span_is_a_child_of_the_callers_span_and_baggage_trave
     assert stored["baggage"] == "tenant=acme"
 
 
+async def test_the_baggage_stored_with_a_job_is_the_handlers_baggage(traced: TaskRunner):
+    seen: list[object] = []
+
+    @traced.task
+    async def noop() -> None:
+        seen.append(baggage.get_baggage("tenant"))
+
+    token = otel_context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        await noop.enqueue()
+    finally:
+        otel_context.detach(token)
+    await traced.run_worker(**WORKER)  # type: ignore[arg-type]
+
+    assert seen == ["acme"]
+
+
+async def test_a_stored_tracestate_is_kept_by_the_attempts_span(
+    traced: TaskRunner, spans: InMemorySpanExporter
+):
+    @traced.task
+    async def noop() -> None:
+        pass
+
+    job = await noop.enqueue()
+    stored = await stored_context(traced, job.id)
+    assert stored is not None
+    await traced.job_queue.db.execute(
+        f'UPDATE "{traced.schema}".jobs SET trace_context = $1::text::jsonb',
+        json.dumps(stored | {"tracestate": "vendor=on"}),
+    )
+    await traced.run_worker(**WORKER)  # type: ignore[arg-type]
+
+    (send,) = named(spans.get_finished_spans(), "send default")
+    (attempt,) = named(spans.get_finished_spans(), "process default")
+    assert attempt.parent is not None
+    assert attempt.parent.span_id == send.context.span_id
+    assert attempt.context.trace_state.get("vendor") == "on"
+
+
 async def test_each_attempt_is_a_consumer_span_under_the_enqueue_span(
     traced: TaskRunner, spans: InMemorySpanExporter
 ):
