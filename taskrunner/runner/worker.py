@@ -53,7 +53,10 @@ log = logging.getLogger("taskrunner")
 __all__ = ["Execution", "Worker", "WorkerSettings", "job_log_extra"]
 
 CLAIM_GRACE = 0.5  # a claim in flight when a stop is asked gets this long to return
-CANCEL_WAIT = 0.5  # for background loops to end once cancelled
+# For background loops to end once cancelled: longer than close_quickly's bound, so that a
+# loop closing its connection (LISTEN's) is not abandoned half-way and its connection left
+# for the garbage collector once the event loop ends.
+CANCEL_WAIT = 1.5
 
 
 class Worker:
