@@ -57,6 +57,7 @@ CLAIM_GRACE = 0.5  # a claim in flight when a stop is asked gets this long to re
 # loop closing its connection (LISTEN's) is not abandoned half-way and its connection left
 # for the garbage collector once the event loop ends.
 CANCEL_WAIT = 1.5
+CLAIM_RETRY_CEILING = 2.0  # seconds between claims while the database is unavailable
 
 
 class Worker:
@@ -262,7 +263,10 @@ class Worker:
                 failures = 0
             except DatabaseError as exc:
                 failures += 1
-                delay = restart_delay(failures, first=0.2, ceiling=10.0)
+                # A short ceiling: once the server is back (a restart takes seconds),
+                # claiming resumes within CLAIM_RETRY_CEILING, not after a long backoff;
+                # a try against a server that is down costs one bounded connection attempt.
+                delay = restart_delay(failures, first=0.2, ceiling=CLAIM_RETRY_CEILING)
                 log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
                 await self._sleep_unless_stopping(delay)
                 continue
