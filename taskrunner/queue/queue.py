@@ -8,6 +8,7 @@ enqueue paths live in queue/enqueue.py.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -137,7 +138,7 @@ class JobQueue:
     ) -> AckResult:
         """Finish jobs as succeeded, with their results (a cancel asked too late to stop
         the handler changes nothing). `workflows`: the workflows of the steps among them,
-        whose rows are locked first, in one order (sql/workflow_acks.sql)."""
+        whose rows are locked first, in one order (`_ack`)."""
         if not completions:
             return AckResult(applied={}, lost=[])
         args: list[Any] = [
@@ -146,12 +147,7 @@ class JobQueue:
             # as text: encoded in C by any jsonb codec, ours or the driver's default
             [c.result.decode() if c.result is not None else None for c in completions],
         ]
-        if workflows:
-            rows = await self.db.fetch(
-                self.sql["complete_many_in_workflows"], *args, sorted(set(workflows))
-            )
-        else:
-            rows = await self.db.fetch(self.sql["complete_many"], *args)
+        rows = await self._ack(self.sql["complete_many"], args, workflows)
         return self._ack_result([c.lease for c in completions], rows)
 
     @translate_errors
@@ -168,12 +164,7 @@ class JobQueue:
             [f.error for f in failures],
             [f.retry_in for f in failures],
         ]
-        if workflows:
-            rows = await self.db.fetch(
-                self.sql["fail_many_in_workflows"], *args, sorted(set(workflows))
-            )
-        else:
-            rows = await self.db.fetch(self.sql["fail_many"], *args)
+        rows = await self._ack(self.sql["fail_many"], args, workflows)
         return self._ack_result([f.lease for f in failures], rows)
 
     @translate_errors
@@ -185,13 +176,22 @@ class JobQueue:
         if not leases:
             return AckResult(applied={}, lost=[])
         args: list[Any] = [[lease.job_id for lease in leases], [lease.lease_id for lease in leases]]
-        if workflows:
-            rows = await self.db.fetch(
-                self.sql["release_many_in_workflows"], *args, sorted(set(workflows))
-            )
-        else:
-            rows = await self.db.fetch(self.sql["release_many"], *args)
+        rows = await self._ack(self.sql["release_many"], args, workflows)
         return self._ack_result(list(leases), rows)
+
+    async def _ack(self, statement: str, args: list[Any], workflows: Sequence[int]) -> list[Any]:
+        """One ack statement; with steps of workflows in the batch, in a transaction that
+        first locks their workflows in id order (sql/workflow_acks.sql)."""
+        if not workflows:
+            return await self.db.fetch(statement, *args)  # type: ignore[no-any-return]
+        async with contextlib.AsyncExitStack() as stack:
+            conn = self.db
+            if isinstance(conn, asyncpg.Pool):
+                conn = await stack.enter_async_context(conn.acquire())
+            await stack.enter_async_context(conn.transaction())
+            await conn.fetch(self.sql["lock_workflows"], sorted(set(workflows)))
+            return await conn.fetch(statement, *args)  # type: ignore[no-any-return]
+        raise AssertionError("unreachable")  # for mypy: the block returns or raises
 
     @translate_errors
     async def extend_leases(
